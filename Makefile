@@ -1,0 +1,57 @@
+# Car price pipeline — the commands people use. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# .env holds every setting (ports, dev credentials, data path); it is created from
+# .env.example on first use and never committed.
+$(shell test -f .env || cp .env.example .env)
+include .env
+export
+
+PY      := .venv/bin/python
+FORD_CSV ?= ../shared/data/ford.csv
+export BENTOML_HOME ?= $(CURDIR)/.state/bentoml
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap up down status logs migrate deploy-connectors train bench bench-model test lint
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+bootstrap: ## install what is missing: Debian packages (as root), .venv, Kafka/Debezium jars
+	@bash stack/bootstrap.sh
+
+up: bootstrap ## start the whole pipeline (idempotent): stack, migrations, connectors
+	@$(PY) -m stack up
+	@$(MAKE) --no-print-directory migrate
+	@$(MAKE) --no-print-directory deploy-connectors
+	@$(PY) -m stack status
+
+down: ## stop every process of the stack cleanly
+	@if [ -x $(PY) ]; then $(PY) -m stack down; else echo "stack was never set up"; fi
+
+status: ## one line per component, plus each connector's and task's state
+	@$(PY) -m stack status
+
+logs: ## follow the logs of every component (.state/logs/)
+	@tail -n 20 -F .state/logs/*.log
+
+migrate: ## apply the Alembic migrations (alembic upgrade head)
+	@$(PY) -m alembic upgrade head
+
+deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNNING
+	@$(PY) -m stack deploy-connectors
+
+train: ## train the XGBoost model on $(FORD_CSV) and store it in BentoML
+	@$(PY) -m model.train --data "$(FORD_CSV)"
+
+bench: bench-model ## every benchmark, printed as tables
+
+bench-model: ## latency and throughput of the running BentoML service
+	@$(PY) -m model.bench
+
+test: up ## start what the tests need, then run the whole test suite
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: ## ruff
+	@.venv/bin/ruff check stack migrations transformer model tests

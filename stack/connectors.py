@@ -1,0 +1,95 @@
+"""Deploy `connectors/*.json` to Kafka Connect and report their state.
+
+Each file is the usual registration body (`{"name": ..., "config": {...}}`, as in
+debezium-examples). Deploying PUTs the config, which creates or updates the
+connector, so running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from stack.settings import REPO_ROOT, ConnectSettings
+
+CONNECTORS_DIR = REPO_ROOT / "connectors"
+
+
+@dataclass(frozen=True)
+class ConnectorState:
+    name: str
+    state: str
+    tasks: list[tuple[int, str]]
+    trace: str | None  # the first FAILED trace, connector's or a task's
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING" and bool(self.tasks) and all(
+            state == "RUNNING" for _, state in self.tasks)
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "FAILED" or any(state == "FAILED" for _, state in self.tasks)
+
+    def line(self) -> str:
+        tasks = " ".join(f"task{task_id}={state}" for task_id, state in self.tasks) or "no tasks"
+        return f"connector {self.name:<28} {self.state:<10} {tasks}"
+
+
+class ConnectorDeployFailed(RuntimeError):
+    pass
+
+
+def load_connector_files(directory: Path = CONNECTORS_DIR) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+
+
+def connector_state(client: httpx.Client, name: str) -> ConnectorState | None:
+    response = client.get(f"/connectors/{name}/status")
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    body = response.json()
+    tasks = [(task["id"], task["state"]) for task in body.get("tasks", [])]
+    traces = [body["connector"].get("trace")] + [task.get("trace") for task in body.get("tasks", [])]
+    return ConnectorState(name, body["connector"]["state"], tasks,
+                          next((trace for trace in traces if trace), None))
+
+
+def all_states(settings: ConnectSettings) -> list[ConnectorState]:
+    with httpx.Client(base_url=settings.url, timeout=5) as client:
+        names = client.get("/connectors").raise_for_status().json()
+        return [state for name in sorted(names) if (state := connector_state(client, name))]
+
+
+def deploy(settings: ConnectSettings, connectors: list[dict] | None = None,
+           timeout: float = 120) -> list[ConnectorState]:
+    """PUT every config, then wait until each connector and its tasks are RUNNING."""
+    connectors = connectors if connectors is not None else load_connector_files()
+    with httpx.Client(base_url=settings.url, timeout=30) as client:
+        for connector in connectors:
+            response = client.put(f"/connectors/{connector['name']}/config",
+                                  json=connector["config"])
+            if response.status_code >= 400:
+                raise ConnectorDeployFailed(
+                    f"{connector['name']}: Connect rejected the config "
+                    f"({response.status_code}): {response.text}")
+        return [_wait_running(client, connector["name"], timeout) for connector in connectors]
+
+
+def _wait_running(client: httpx.Client, name: str, timeout: float) -> ConnectorState:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = connector_state(client, name)
+        if state is not None and state.failed:
+            raise ConnectorDeployFailed(f"{name} FAILED:\n{state.trace}")
+        if state is not None and state.running:
+            return state
+        if time.monotonic() > deadline:
+            raise ConnectorDeployFailed(
+                f"{name} not RUNNING after {timeout:.0f}s: {state.line() if state else 'absent'}")
+        time.sleep(1)

@@ -1,0 +1,99 @@
+"""Initialise and bootstrap the project's own Postgres cluster.
+
+The cluster lives in `.state/postgres/data`, is owned by an unprivileged OS user
+(Postgres refuses to run as root, and CI runs as root) and only accepts
+password (scram) logins over TCP.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+
+from stack.settings import StackSettings
+
+DEBIAN_BINDIRS = Path("/usr/lib/postgresql")
+
+
+class PostgresMissing(RuntimeError):
+    """The server binaries are not installed."""
+
+
+def find_bindir() -> Path:
+    """Newest Debian server install, else whatever `postgres` is on PATH."""
+    candidates = sorted(DEBIAN_BINDIRS.glob("*/bin/postgres"),
+                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if candidates:
+        return candidates[-1].parent
+    on_path = shutil.which("postgres")
+    if on_path:
+        return Path(on_path).resolve().parent
+    raise PostgresMissing(
+        "PostgreSQL server binaries not found. Install them with "
+        "`sudo apt-get install postgresql` (make up does this when run as root).")
+
+
+def _as_server_user(settings: StackSettings, argv: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", settings.server_os_user, "--", *argv]
+    return argv
+
+
+def _chown_to_server_user(settings: StackSettings, *paths: Path) -> None:
+    if os.geteuid() == 0:
+        for path in paths:
+            shutil.chown(path, user=settings.server_os_user, group=None)
+
+
+def init_cluster(settings: StackSettings) -> bool:
+    """Create the cluster once (idempotent). Returns True when it was created now."""
+    data, run = settings.pg_data_dir, settings.pg_run_dir
+    if (data / "PG_VERSION").exists():
+        run.mkdir(parents=True, exist_ok=True)
+        _chown_to_server_user(settings, run)
+        return False
+    for path in (data.parent, data, run):
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o700)
+    _chown_to_server_user(settings, data.parent, data, run)
+    probe = subprocess.run(_as_server_user(settings, ["test", "-w", str(data)]))
+    if probe.returncode != 0:
+        raise PermissionError(
+            f"OS user {settings.server_os_user!r} cannot write {data}: every parent folder "
+            "must be traversable (chmod o+x) by that user.")
+    pwfile = data.parent / "initdb.pw"
+    pwfile.write_text(settings.postgres.pg_superuser_password + "\n")
+    pwfile.chmod(0o600)
+    _chown_to_server_user(settings, pwfile)
+    try:
+        subprocess.run(
+            _as_server_user(settings, [
+                str(find_bindir() / "initdb"), "-D", str(data),
+                f"--username={settings.postgres.pg_superuser}", f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
+                "--encoding=UTF8", "--no-locale",
+            ]),
+            check=True, stdout=subprocess.DEVNULL)
+    finally:
+        pwfile.unlink(missing_ok=True)
+    return True
+
+
+def superuser_connect(settings: StackSettings, database: str = "postgres") -> psycopg.Connection:
+    pg = settings.postgres
+    return psycopg.connect(pg.dsn(database=database), autocommit=True, connect_timeout=3)
+
+
+def ensure_database(settings: StackSettings) -> bool:
+    """Create `car_database` when missing. Roles and tables belong to the migrations."""
+    name = settings.postgres.pg_database
+    with superuser_connect(settings) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            return False
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        return True

@@ -1,0 +1,67 @@
+"""Readiness checks: each returns None when ready, else a short reason."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import psycopg
+from confluent_kafka.admin import AdminClient
+
+from stack.settings import StackSettings
+
+DEBEZIUM_PLUGINS = ("io.debezium.connector.postgresql.PostgresConnector",
+                    "io.debezium.connector.jdbc.JdbcSinkConnector")
+
+Check = Callable[[StackSettings], "str | None"]
+
+
+def postgres_ready(settings: StackSettings) -> str | None:
+    pg = settings.postgres
+    try:
+        with psycopg.connect(pg.dsn(database="postgres"), connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        return str(exc).strip().splitlines()[-1]
+    return None
+
+
+def kafka_ready(settings: StackSettings) -> str | None:
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                         "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=2)
+    except Exception as exc:  # KafkaException: broker not up yet
+        return f"no metadata: {exc}"
+    return None if metadata.brokers else "no broker in metadata"
+
+
+def connect_ready(settings: StackSettings) -> str | None:
+    try:
+        response = httpx.get(f"{settings.connect.url}/connector-plugins", timeout=3)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        return f"REST not answering: {exc}"
+    classes = {plugin["class"] for plugin in response.json()}
+    missing = [name for name in DEBEZIUM_PLUGINS if name not in classes]
+    return f"plugins missing: {missing}" if missing else None
+
+
+CHECKS: dict[str, Check] = {
+    "postgres": postgres_ready,
+    "kafka": kafka_ready,
+    "connect": connect_ready,
+}
+
+
+def wait_until_ready(settings: StackSettings, name: str, timeout: float = 180) -> None:
+    """Poll one component's check until it passes; TimeoutError names the last reason."""
+    check = CHECKS[name]
+    deadline = time.monotonic() + timeout
+    reason = check(settings)
+    while reason is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} not ready after {timeout:.0f}s: {reason}")
+        time.sleep(1)
+        reason = check(settings)

@@ -1,0 +1,125 @@
+"""Settings of the local process stack, read from the environment and `.env`.
+
+The names are the ones in `.env.example`; compose passes the same names, so one
+`.env` drives both the local stack and the Docker path.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _FromEnv(BaseSettings):
+    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
+
+
+class PostgresSettings(_FromEnv):
+    """Connection facts for `car_database` and the roles that use it."""
+
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_database: str = "car_database"
+    pg_superuser: str = "postgres"
+    pg_superuser_password: str
+    app_db_user: str = "car_app"
+    app_db_password: str
+    cdc_db_user: str = "car_cdc"
+    cdc_db_password: str
+    sink_db_user: str = "car_sink"
+    sink_db_password: str
+
+    def url(self, user: str | None = None, password: str | None = None,
+            database: str | None = None) -> str:
+        """SQLAlchemy URL (psycopg 3); defaults to the superuser on car_database."""
+        user = user or self.pg_superuser
+        password = password if password is not None else self.pg_superuser_password
+        return (f"postgresql+psycopg://{user}:{password}@{self.pg_host}:{self.pg_port}"
+                f"/{database or self.pg_database}")
+
+    def dsn(self, user: str | None = None, password: str | None = None,
+            database: str | None = None) -> str:
+        """libpq connection string for psycopg.connect()."""
+        return self.url(user, password, database).replace("postgresql+psycopg", "postgresql")
+
+
+class KafkaSettings(_FromEnv):
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    cdc_topic: str = "car_database.public.tbl_car_price"
+    predictions_topic: str = "car_price_predictions"
+    dlq_topic: str = "car_price_predictions.dlq"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+
+class ConnectSettings(_FromEnv):
+    connect_host: str = "127.0.0.1"
+    connect_port: int = 8083
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.connect_host}:{self.connect_port}"
+
+
+class StackSettings(_FromEnv):
+    """Where the local stack keeps its state and which OS user runs Postgres."""
+
+    state_dir: Path = REPO_ROOT / ".state"
+    jvm_dir: Path = REPO_ROOT / ".cache" / "jvm"
+    # Postgres refuses to run as root: as root we run it as this unprivileged user.
+    pg_os_user: str = "postgres"
+    kafka_heap_opts: str = "-Xms128m -Xmx512m"
+    connect_heap_opts: str = "-Xms128m -Xmx768m"
+
+    @cached_property
+    def postgres(self) -> PostgresSettings:
+        return PostgresSettings()
+
+    @cached_property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings()
+
+    @cached_property
+    def connect(self) -> ConnectSettings:
+        return ConnectSettings()
+
+    @property
+    def server_os_user(self) -> str:
+        """The OS user that owns Postgres' files: ourselves unless we are root."""
+        if os.geteuid() == 0:
+            return self.pg_os_user
+        return pwd.getpwuid(os.geteuid()).pw_name
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.state_dir / "postgres" / "data"
+
+    @property
+    def pg_run_dir(self) -> Path:
+        return self.state_dir / "postgres" / "run"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        return self.state_dir / "kafka" / "data"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.state_dir / "conf"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return REPO_ROOT / "stack" / "supervisord.conf"

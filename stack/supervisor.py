@@ -1,0 +1,120 @@
+"""Talk to supervisord: start it with the stack's environment, read process states.
+
+supervisord.conf expands %(ENV_...)s, so everything it needs is put in the
+environment here, in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+from supervisor.xmlrpc import SupervisorTransport
+
+from stack.postgres import find_bindir
+from stack.settings import REPO_ROOT, StackSettings
+
+# supervisord/supervisorctl come from the same virtualenv as this interpreter
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    name: str
+    state: str  # RUNNING, STARTING, STOPPED, FATAL, BACKOFF, EXITED
+    pid: int
+    description: str
+
+
+def stack_environment(settings: StackSettings) -> dict[str, str]:
+    """`.env`, overridden by os.environ, plus the STACK_* values supervisord.conf uses.
+
+    The programs inherit it: Connect's EnvVarConfigProvider resolves the
+    connectors' ${env:...} secrets from here.
+    """
+    dotenv = {key: value for key, value in dotenv_values(REPO_ROOT / ".env").items()
+              if value is not None}
+    env = {**dotenv, **os.environ}
+    env.update({
+        "STACK_STATE_DIR": str(settings.state_dir),
+        "STACK_JVM_DIR": str(settings.jvm_dir),
+        "STACK_PG_BINDIR": str(find_bindir()),
+        "STACK_PG_OS_USER": settings.server_os_user,
+        "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
+        "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
+        "PG_HOST": settings.postgres.pg_host,
+        "PG_PORT": str(settings.postgres.pg_port),
+    })
+    return env
+
+
+class Supervisor:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.socket = settings.state_dir / "supervisor.sock"
+        self.pidfile = settings.state_dir / "supervisord.pid"
+
+    def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "supervisorctl"), "-c", str(self.settings.supervisor_conf), *args],
+            env=stack_environment(self.settings), text=True, capture_output=True, check=check)
+
+    @property
+    def _rpc(self) -> xmlrpc.client.ServerProxy:
+        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def daemon_pid(self) -> int | None:
+        """supervisord's pid when it is running and answering, else None."""
+        if not self.socket.exists():
+            return None
+        try:
+            return int(self._rpc.supervisor.getPID())
+        except (OSError, xmlrpc.client.Fault):
+            return None
+
+    def start(self) -> str:
+        """Start supervisord, or start whatever it has that is not running."""
+        if self.daemon_pid() is None:
+            (self.settings.log_dir).mkdir(parents=True, exist_ok=True)
+            subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(self.settings.supervisor_conf)],
+                           env=stack_environment(self.settings), check=True)
+            self._wait_for_daemon()
+            return "started supervisord"
+        self._ctl("update")  # picks up programs added to supervisord.conf
+        stopped = [p.name for p in self.processes() if p.state not in {"RUNNING", "STARTING"}]
+        for name in stopped:
+            self._ctl("start", name, check=False)
+        return f"supervisord already running; started {stopped}" if stopped else \
+            "supervisord already running; every program is running"
+
+    def _wait_for_daemon(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.daemon_pid() is not None:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"supervisord did not answer on {self.socket}")
+
+    def processes(self) -> list[ProcessState]:
+        return [ProcessState(p["name"], p["statename"], p["pid"], p["description"])
+                for p in self._rpc.supervisor.getAllProcessInfo()]
+
+    def shutdown(self, timeout: float = 120) -> bool:
+        """Stop every program (each with its stop signal) and supervisord itself."""
+        pid = self.daemon_pid()
+        if pid is None:
+            return False
+        self._rpc.supervisor.shutdown()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not Path(f"/proc/{pid}").exists():
+                return True
+            time.sleep(0.2)
+        raise TimeoutError(f"supervisord (pid {pid}) still running after {timeout}s")

@@ -1,0 +1,28 @@
+"""The connector JSON files: declarative, and never holding a secret."""
+
+from __future__ import annotations
+
+import re
+
+from stack.connectors import load_connector_files
+
+
+def test_connector_files_hold_no_literal_secret() -> None:
+    for connector in load_connector_files():
+        for key, value in connector["config"].items():
+            if "password" in key or "user" in key:
+                assert re.fullmatch(r"\$\{(env|file):[^}]+\}", value), (connector["name"], key)
+
+
+def test_source_and_sink_follow_the_contract() -> None:
+    by_class = {c["config"]["connector.class"].rsplit(".", 1)[-1]: c["config"]
+                for c in load_connector_files()}
+    source, sink = by_class["PostgresConnector"], by_class["JdbcSinkConnector"]
+    assert source["plugin.name"] == "pgoutput"
+    assert source["topic.prefix"] == "car_database"
+    assert source["table.include.list"] == "public.tbl_car_price"
+    assert source["value.converter"].endswith("JsonConverter")
+    assert sink["topics"] == "car_price_predictions"
+    assert sink["collection.name.format"] == "tbl_price_prediction"
+    assert (sink["insert.mode"], sink["primary.key.mode"], sink["delete.enabled"],
+            sink["schema.evolution"]) == ("upsert", "record_key", "true", "none")

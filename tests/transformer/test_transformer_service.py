@@ -1,0 +1,92 @@
+"""`python -m transformer` as a process: exit codes, signals, /metrics (transformer/service.py).
+
+No stack needed: Kafka is pointed at a closed port (127.0.0.1:1), so the process
+runs its loop without ever reaching a broker, and config errors fail fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KAFKA_", "BENTOML_", "TRANSFORMER_"))
+    }
+    base.update(
+        PYTHONPATH=str(REPO),
+        KAFKA_HOST="127.0.0.1",
+        KAFKA_PORT="1",
+        BENTOML_PORT="1",
+        TRANSFORMER_METRICS_PORT="0",
+        TRANSFORMER_GROUP_ID="unit-test-never-joins",
+    )
+    base.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "transformer"],
+        cwd=tmp_path,
+        env=base,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_invalid_configuration_exits_2_with_a_structured_error(tmp_path: Path) -> None:
+    process = start(tmp_path, TRANSFORMER_BATCH_SIZE="0")
+
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    events = [line.get("event") for line in json_lines(stderr)]
+    assert "invalid_settings" in events
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_service_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
+    process = start(tmp_path)
+    try:
+        assert process.stderr is not None
+        metrics_url = None
+        started = False
+        deadline = time.monotonic() + 30
+        while not started and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            if line.startswith("{"):
+                parsed = json.loads(line)
+                metrics_url = parsed.get("metrics", metrics_url)
+                started = parsed.get("event") == "started"
+        assert started and metrics_url, "service did not start"
+
+        body = httpx.get(metrics_url, timeout=5).text
+        assert "transformer_events_consumed_total" in body
+
+        process.send_signal(signum)
+        _, rest = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 0
+    stopped = [line for line in json_lines(rest) if line.get("event") == "stopped"]
+    assert stopped and stopped[0]["exit_code"] == 0

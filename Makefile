@@ -13,7 +13,9 @@ FORD_CSV ?= ../shared/data/ford.csv
 export BENTOML_HOME ?= $(CURDIR)/.state/bentoml
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap up down status logs migrate deploy-connectors train bench bench-model test lint
+include docker/compose.mk
+
+.PHONY: help bootstrap up down status logs migrate deploy-connectors demo train bench bench-model test lint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,6 +28,7 @@ up: bootstrap ## start the whole pipeline (idempotent): stack, migrations, conne
 	@$(MAKE) --no-print-directory migrate
 	@$(MAKE) --no-print-directory deploy-connectors
 	@$(PY) -m stack status
+	@$(PY) -m stack urls
 
 down: ## stop every process of the stack cleanly
 	@if [ -x $(PY) ]; then $(PY) -m stack down; else echo "stack was never set up"; fi
@@ -41,6 +44,9 @@ migrate: ## apply the Alembic migrations (alembic upgrade head)
 
 deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNNING
 	@$(PY) -m stack deploy-connectors
+
+demo: ## insert a few listings and print their predicted prices once they arrive
+	@$(PY) -m stack demo
 
 train: ## train the XGBoost model on $(FORD_CSV) and store it in BentoML
 	@$(PY) -m model.train --data "$(FORD_CSV)"

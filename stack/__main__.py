@@ -7,16 +7,18 @@ running, and waits until every component answers.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
-from stack import connectors, kafka, postgres, readiness
+from stack import connectors, demo, kafka, postgres, readiness
 from stack.render import render_configs
-from stack.settings import StackSettings
-from stack.supervisor import Supervisor
+from stack.settings import REPO_ROOT, StackSettings
+from stack.supervisor import VENV_BIN, Supervisor, stack_environment
 
-# the order in which supervisor starts them and we wait for them
-COMPONENTS = ("postgres", "kafka", "connect")
+MODEL_NAME = "car_price_xgb"
 
 
 def say(message: str) -> None:
@@ -36,8 +38,10 @@ def up(settings: StackSettings) -> int:
         say(f"initialised Postgres cluster in {settings.pg_data_dir}")
     if kafka.format_storage(settings):
         say(f"formatted KRaft storage in {settings.kafka_data_dir}")
+    if ensure_model(settings) != 0:
+        return 1
     say(Supervisor(settings).start())
-    for name in COMPONENTS:
+    for name in readiness.CHECKS:
         started = time.monotonic()
         try:
             readiness.wait_until_ready(settings, name)
@@ -53,6 +57,43 @@ def up(settings: StackSettings) -> int:
     return 0
 
 
+def ford_csv_path(settings: StackSettings) -> Path:
+    """FORD_CSV from .env; a relative path is relative to the repository root."""
+    path = settings.ford_csv
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def ensure_model(settings: StackSettings) -> int:
+    """Train once when the BentoML store has no model, so BentoML can start."""
+    env = stack_environment(settings)
+    found = subprocess.run([str(VENV_BIN / "bentoml"), "models", "get", f"{MODEL_NAME}:latest"],
+                           env=env, capture_output=True, text=True)
+    if found.returncode == 0:
+        return 0
+    data = ford_csv_path(settings)
+    if not data.exists():
+        say(f"no model in the BentoML store and no data at {data}: get ford.csv "
+            "(README, 'Get the data') and set FORD_CSV in .env")
+        return 1
+    say(f"no model in the BentoML store ({env['BENTOML_HOME']}): training on {data}")
+    return subprocess.run([sys.executable, "-m", "model.train", "--data", str(data)],
+                          env=env, cwd=REPO_ROOT).returncode
+
+
+def urls(settings: StackSettings) -> int:
+    pg, services = settings.postgres, settings.services
+    print(f"""
+  Adminer      {services.adminer_url}
+               System: PostgreSQL  Server: {pg.pg_host}:{pg.pg_port}  Username: {pg.app_db_user}
+               Password: APP_DB_PASSWORD from .env  Database: {pg.pg_database}
+  BentoML      {services.bentoml_url}  (POST /predict, /readyz, /metrics)
+  Transformer  {services.transformer_metrics_url}
+  Kafka        {settings.kafka.bootstrap_servers}    Connect REST {settings.connect.url}
+  Postgres     postgresql://{pg.app_db_user}@{pg.pg_host}:{pg.pg_port}/{pg.pg_database}
+""")
+    return 0
+
+
 def down(settings: StackSettings) -> int:
     stopped = Supervisor(settings).shutdown()
     say("stopped every program and supervisord" if stopped else "stack was not running")
@@ -64,11 +105,16 @@ def status(settings: StackSettings) -> int:
     if supervisor.daemon_pid() is None:
         say("stack is down (supervisord not running) — `make up` starts it")
         return 3
-    for process in supervisor.processes():
+    order = list(readiness.CHECKS)
+    processes = sorted(supervisor.processes(),
+                       key=lambda p: order.index(p.name) if p.name in order else len(order))
+    for process in processes:
         check = readiness.CHECKS.get(process.name)
         reason = check(settings) if check and process.state == "RUNNING" else None
         health = "" if check is None or process.state != "RUNNING" else \
             ("ready" if reason is None else f"not ready: {reason}")
+        if process.name == "transformer" and process.state == "RUNNING":
+            health += f", lag {_transformer_lag(settings)}"
         print(f"{process.name:<12} {process.state:<9} {process.description:<32} {health}")
     if readiness.connect_ready(settings) is None:
         states = connectors.all_states(settings.connect)
@@ -79,9 +125,28 @@ def status(settings: StackSettings) -> int:
     return 0
 
 
-def deploy_connectors(settings: StackSettings) -> int:
+def _transformer_lag(settings: StackSettings) -> str:
+    group = os.environ.get("TRANSFORMER_GROUP_ID", "car-price-transformer")
     try:
-        for state in connectors.deploy(settings.connect):
+        lag = kafka.consumer_group_lag(settings, group, settings.kafka.cdc_topic)
+    except Exception as exc:  # status must print something, whatever Kafka says
+        return f"unknown ({exc})"
+    return "no commits yet" if lag is None else f"{lag} events"
+
+
+def create_topics(settings: StackSettings) -> int:
+    created = kafka.ensure_topics(settings)
+    say(f"created topics {created}" if created else "every topic exists")
+    return 0
+
+
+def deploy_connectors(settings: StackSettings, directory: Path = connectors.CONNECTORS_DIR) -> int:
+    files = connectors.load_connector_files(directory)
+    if not files:
+        say(f"no connector JSON in {directory}")
+        return 1
+    try:
+        for state in connectors.deploy(settings.connect, files):
             say(state.line())
     except connectors.ConnectorDeployFailed as exc:
         say(str(exc))
@@ -89,13 +154,18 @@ def deploy_connectors(settings: StackSettings) -> int:
     return 0
 
 
-COMMANDS = {"up": up, "down": down, "status": status, "deploy-connectors": deploy_connectors}
+COMMANDS = {"up": up, "down": down, "status": status, "deploy-connectors": deploy_connectors,
+            "urls": urls, "demo": demo.run, "create-topics": create_topics}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("--connectors-dir", type=Path, default=connectors.CONNECTORS_DIR,
+                        help="deploy-connectors: folder of connector JSON files")
     args = parser.parse_args(argv)
+    if args.command == "deploy-connectors":
+        return deploy_connectors(StackSettings(), args.connectors_dir)
     return COMMANDS[args.command](StackSettings())
 
 

@@ -17,9 +17,13 @@ command -v psql >/dev/null || apt_missing+=(postgresql-client)
 command -v java >/dev/null || apt_missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_missing+=(maven)
 command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3-venv)
-for extra in ${STACK_EXTRA_APT:-}; do
-  dpkg -s "$extra" >/dev/null 2>&1 || apt_missing+=("$extra")
-done
+# Adminer (Debian's package) under PHP's built-in server; php-cgi satisfies adminer's
+# dependency on `php` without pulling in Apache.
+command -v php >/dev/null || apt_missing+=(php-cli php-cgi)
+php -m 2>/dev/null | grep -qx pgsql || apt_missing+=(php-pgsql)
+[ -f /usr/share/adminer/adminer/index.php ] || apt_missing+=(adminer php-cgi)
+# Debian's Chromium, driven by Playwright in the browser test (nothing is downloaded)
+[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 
 if ((${#apt_missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then

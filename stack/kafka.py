@@ -51,3 +51,23 @@ def ensure_topics(settings: StackSettings) -> list[str]:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return [topic.topic for topic in missing]
+
+
+def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:
+    """Messages on `topic` not yet committed by `group_id` (None: group has no commits)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                         "group.id": group_id, "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=5)
+        if all(tp.offset < 0 for tp in committed):
+            return None
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(tp, timeout=5)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return lag
+    finally:
+        consumer.close()

@@ -48,10 +48,34 @@ def connect_ready(settings: StackSettings) -> str | None:
     return f"plugins missing: {missing}" if missing else None
 
 
+def _http_ok(url: str) -> str | None:
+    try:
+        response = httpx.get(url, timeout=3)
+    except httpx.HTTPError as exc:
+        return f"{url} not answering: {exc.__class__.__name__}"
+    return None if response.status_code < 400 else f"{url} answered {response.status_code}"
+
+
+def bentoml_ready(settings: StackSettings) -> str | None:
+    return _http_ok(f"{settings.services.bentoml_url}/readyz")
+
+
+def transformer_ready(settings: StackSettings) -> str | None:
+    return _http_ok(settings.services.transformer_metrics_url)
+
+
+def adminer_ready(settings: StackSettings) -> str | None:
+    return _http_ok(settings.services.adminer_url)
+
+
+# in start order; `make up` waits for each, `make status` reports each
 CHECKS: dict[str, Check] = {
     "postgres": postgres_ready,
     "kafka": kafka_ready,
     "connect": connect_ready,
+    "bentoml": bentoml_ready,
+    "transformer": transformer_ready,
+    "adminer": adminer_ready,
 }
 
 

@@ -71,11 +71,35 @@ class ConnectSettings(_FromEnv):
         return f"http://{self.connect_host}:{self.connect_port}"
 
 
+class ServiceSettings(_FromEnv):
+    """Where the Python services of the pipeline listen (BentoML, transformer, Adminer)."""
+
+    bentoml_host: str = "127.0.0.1"
+    bentoml_port: int = 3000
+    transformer_metrics_host: str = "127.0.0.1"
+    transformer_metrics_port: int = 9400
+    adminer_host: str = "127.0.0.1"
+    adminer_port: int = 8080
+
+    @property
+    def bentoml_url(self) -> str:
+        return f"http://{self.bentoml_host}:{self.bentoml_port}"
+
+    @property
+    def transformer_metrics_url(self) -> str:
+        return f"http://{self.transformer_metrics_host}:{self.transformer_metrics_port}/metrics"
+
+    @property
+    def adminer_url(self) -> str:
+        return f"http://{self.adminer_host}:{self.adminer_port}/adminer/"
+
+
 class StackSettings(_FromEnv):
     """Where the local stack keeps its state and which OS user runs Postgres."""
 
     state_dir: Path = REPO_ROOT / ".state"
     jvm_dir: Path = REPO_ROOT / ".cache" / "jvm"
+    ford_csv: Path = REPO_ROOT.parent / "shared" / "data" / "ford.csv"
     # Postgres refuses to run as root: as root we run it as this unprivileged user.
     pg_os_user: str = "postgres"
     kafka_heap_opts: str = "-Xms128m -Xmx512m"
@@ -92,6 +116,10 @@ class StackSettings(_FromEnv):
     @cached_property
     def connect(self) -> ConnectSettings:
         return ConnectSettings()
+
+    @cached_property
+    def services(self) -> ServiceSettings:
+        return ServiceSettings()
 
     @property
     def server_os_user(self) -> str:

@@ -48,8 +48,15 @@ def stack_environment(settings: StackSettings) -> dict[str, str]:
         "STACK_PG_OS_USER": settings.server_os_user,
         "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
         "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
+        "STACK_VENV_BIN": str(VENV_BIN),
+        "STACK_REPO_ROOT": str(REPO_ROOT),
+        "BENTOML_HOME": env.get("BENTOML_HOME", str(settings.state_dir / "bentoml")),
         "PG_HOST": settings.postgres.pg_host,
         "PG_PORT": str(settings.postgres.pg_port),
+        "BENTOML_HOST": settings.services.bentoml_host,
+        "BENTOML_PORT": str(settings.services.bentoml_port),
+        "ADMINER_HOST": settings.services.adminer_host,
+        "ADMINER_PORT": str(settings.services.adminer_port),
     })
     return env
 
@@ -82,7 +89,8 @@ class Supervisor:
     def start(self) -> str:
         """Start supervisord, or start whatever it has that is not running."""
         if self.daemon_pid() is None:
-            (self.settings.log_dir).mkdir(parents=True, exist_ok=True)
+            for folder in (self.settings.log_dir, self.settings.state_dir / "adminer"):
+                folder.mkdir(parents=True, exist_ok=True)
             subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(self.settings.supervisor_conf)],
                            env=stack_environment(self.settings), check=True)
             self._wait_for_daemon()

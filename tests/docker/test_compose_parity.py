@@ -1,0 +1,174 @@
+"""The Docker path shares everything it can with the local stack, so it cannot drift.
+
+The broker and worker settings are the local stack's templates one to one, the Postgres
+server options are supervisord's, and every container runs the Makefile's command.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from docker_facts import (
+    DOCKERFILE,
+    TEMPLATES,
+    command,
+    dockerfile_instructions,
+    environment,
+    healthcheck_text,
+    makefile_recipe_args,
+    read_env_file,
+    render_template,
+    services,
+    supervisor_command,
+)
+
+from stack import readiness
+from stack.connectors import CONNECTORS_DIR
+from stack.settings import REPO_ROOT
+
+# the properties that are about where a process listens or keeps files, not how it behaves
+KAFKA_CONTAINER_ONLY = {"listeners", "advertised.listeners", "listener.security.protocol.map",
+                        "log.dirs"}
+CONNECT_CONTAINER_ONLY = {"listeners", "plugin.path"}
+POSTGRES_PROCESS_ONLY = {"listen_addresses", "port", "unix_socket_directories",
+                         "logging_collector"}
+# quay.io/debezium/connect's docker-entrypoint.sh short names for worker properties
+DEBEZIUM_SHORT_NAMES = {
+    "BOOTSTRAP_SERVERS": "bootstrap.servers",
+    "GROUP_ID": "group.id",
+    "CONFIG_STORAGE_TOPIC": "config.storage.topic",
+    "OFFSET_STORAGE_TOPIC": "offset.storage.topic",
+    "STATUS_STORAGE_TOPIC": "status.storage.topic",
+    "KEY_CONVERTER": "key.converter",
+    "VALUE_CONVERTER": "value.converter",
+    "OFFSET_FLUSH_INTERVAL_MS": "offset.flush.interval.ms",
+    "ADVERTISED_HOST_NAME": "rest.advertised.host.name",
+    "ADVERTISED_PORT": "rest.advertised.port",
+    "REST_PORT": "rest.port",
+}
+
+
+def container_values() -> dict[str, str]:
+    """Template placeholders (`${kafka_host}`...) with the values the containers get."""
+    values = {key.lower(): value for key, value in read_env_file().items()}
+    for name in ("kafka", "connect"):
+        values.update({k.lower(): v for k, v in environment(services(True)[name]).items()})
+    values.update({"kafka_host": "kafka", "connect_host": "connect"})
+    return values
+
+
+def env_to_property(name: str, prefix: str) -> str:
+    """KAFKA_LOG_RETENTION_HOURS -> log.retention.hours (`__` is `_`, `___` is `-`)."""
+    body = name.removeprefix(prefix)
+    return body.lower().replace("___", "-").replace("__", "\0").replace("_", ".") \
+        .replace("\0", "_")
+
+
+def kafka_properties() -> dict[str, str]:
+    env = environment(services(True)["kafka"])
+    return {env_to_property(k, "KAFKA_"): v for k, v in env.items() if k.startswith("KAFKA_")}
+
+
+def connect_properties() -> dict[str, str]:
+    properties = {}
+    for key, value in environment(services(True)["connect"]).items():
+        if key in DEBEZIUM_SHORT_NAMES:
+            properties[DEBEZIUM_SHORT_NAMES[key]] = value
+        elif key.startswith("CONNECT_"):
+            properties[env_to_property(key, "CONNECT_")] = value
+    return properties
+
+
+def postgres_options(argv: list[str]) -> dict[str, str]:
+    pairs = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "-c"]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_broker_settings_are_the_local_server_properties() -> None:
+    local = render_template(TEMPLATES / "server.properties", container_values())
+    shared = {k: v for k, v in local.items() if k not in KAFKA_CONTAINER_ONLY}
+    docker = kafka_properties()
+    assert {k: docker.get(k) for k in shared} == shared
+    extra = set(docker) - set(local) - KAFKA_CONTAINER_ONLY
+    assert not extra, f"broker settings only the Docker path has: {sorted(extra)}"
+
+
+def test_worker_settings_are_the_local_connect_properties() -> None:
+    local = render_template(TEMPLATES / "connect-distributed.properties", container_values())
+    shared = {k: v for k, v in local.items() if k not in CONNECT_CONTAINER_ONLY}
+    docker = connect_properties()
+    assert {k: docker.get(k) for k in shared} == shared
+    extra = set(docker) - set(local) - CONNECT_CONTAINER_ONLY
+    assert not extra, f"worker settings only the Docker path has: {sorted(extra)}"
+    assert docker["listeners"].rsplit(":", 1)[1] == local["listeners"].rsplit(":", 1)[1]
+
+
+def test_postgres_server_options_are_supervisords() -> None:
+    local = postgres_options(supervisor_command("postgres"))
+    docker = postgres_options(command(services()["postgres"]))
+    shared = {k: v for k, v in local.items() if k not in POSTGRES_PROCESS_ONLY}
+    assert docker == shared
+
+
+def test_bento_serves_the_service_supervisor_serves() -> None:
+    target = re.compile(r"^[\w.]+:\w+$")
+    local = [arg for arg in supervisor_command("bentoml") if target.match(arg)]
+    docker = command(services()["bento"])
+    assert docker[:2] == ["bentoml", "serve"] and docker[2:] == local
+
+
+def test_transformer_runs_what_supervisor_runs() -> None:
+    local = supervisor_command("transformer")
+    assert local[0].endswith("/python") and command(services()["transformer"]) == \
+        ["python", *local[1:]]
+
+
+def test_jobs_run_the_makefile_commands() -> None:
+    assert command(services()["migrate"]) == ["python", *makefile_recipe_args("migrate")]
+    assert command(services()["deploy-connectors"]) == \
+        ["python", *makefile_recipe_args("deploy-connectors")]
+    train = " ".join(makefile_recipe_args("train")).replace("FORD_CSV", "/data/ford.csv")
+    assert f"python {train}" in " ".join(command(services()["train"]))
+
+
+def test_train_checks_the_model_the_local_stack_checks() -> None:
+    from stack.__main__ import MODEL_NAME
+
+    assert f"bentoml models get {MODEL_NAME}:latest" in " ".join(command(services()["train"]))
+
+
+def test_train_reads_the_data_file_read_only() -> None:
+    mounts = [v for v in services()["train"]["volumes"] if isinstance(v, dict)]
+    data = [m for m in mounts if m["target"] == "/data/ford.csv"]
+    assert data and data[0]["source"] == "${FORD_CSV}" and data[0]["read_only"] is True
+
+
+def test_deploy_connectors_reads_the_same_connector_files() -> None:
+    workdir = next(args for kw, args in dockerfile_instructions(DOCKERFILE) if kw == "WORKDIR")
+    in_image = PurePosixPath(workdir) / CONNECTORS_DIR.relative_to(REPO_ROOT).as_posix()
+    volumes = services()["deploy-connectors"]["volumes"]
+    assert f"./connectors:{in_image}:ro" in volumes, volumes
+
+
+def test_connect_is_ready_when_the_local_readiness_check_would_say_so() -> None:
+    check = healthcheck_text(services()["connect"])
+    assert "/connector-plugins" in check
+    for plugin in readiness.DEBEZIUM_PLUGINS:
+        assert plugin in check
+
+
+def test_python_services_use_the_local_readiness_endpoints() -> None:
+    assert "/readyz" in healthcheck_text(services()["bento"])
+    assert "/metrics" in healthcheck_text(services()["transformer"])
+    source = (REPO_ROOT / "stack" / "readiness.py").read_text()
+    assert "/readyz" in source and "metrics" in source
+
+
+def test_image_variables_are_not_confused_with_ours() -> None:
+    """apache/kafka turns every KAFKA_* into a broker property (and older images abort on
+    KAFKA_HOST/KAFKA_PORT); Debezium's image does the same with CONNECT_*. Our .env names
+    KAFKA_HOST, CONNECT_PORT... must therefore never reach those two containers."""
+    ours = set(read_env_file())
+    assert not ours & {k for k in environment(services()["kafka"]) if k.startswith("KAFKA_")}
+    assert not ours & {k for k in environment(services()["connect"]) if k.startswith("CONNECT_")}

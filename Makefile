@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status logs migrate deploy-connectors demo train bench bench-model test lint
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch demo train bench bench-model test lint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ down: ## stop every process of the stack cleanly
 status: ## one line per component, plus each connector's and task's state
 	@$(PY) -m stack status
 
+restart: ## restart one program after a code change (P=transformer|bentoml|connect|...)
+	@$(PY) -m stack restart $(P)
+
 logs: ## follow the logs of every component (.state/logs/)
 	@tail -n 20 -F .state/logs/*.log
 
@@ -44,6 +47,12 @@ migrate: ## apply the Alembic migrations (alembic upgrade head)
 
 deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNNING
 	@$(PY) -m stack deploy-connectors
+
+TOPIC ?= $(CDC_TOPIC)
+watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic)
+	@java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/templates/tools-log4j2.properties \
+	  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server $(KAFKA_HOST):$(KAFKA_PORT) \
+	  --topic "$(TOPIC)" --from-beginning --property print.key=true --property print.headers=true
 
 demo: ## insert a few listings and print their predicted prices once they arrive
 	@$(PY) -m stack demo

@@ -155,15 +155,21 @@ def deploy_connectors(settings: StackSettings, directory: Path = connectors.CONN
 
 
 COMMANDS = {"up": up, "down": down, "status": status, "deploy-connectors": deploy_connectors,
-            "urls": urls, "demo": demo.run, "create-topics": create_topics}
+            "urls": urls, "demo": demo.run, "create-topics": create_topics,
+            "restart": None}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("program", nargs="?", help="restart: the supervisor program name")
     parser.add_argument("--connectors-dir", type=Path, default=connectors.CONNECTORS_DIR,
                         help="deploy-connectors: folder of connector JSON files")
     args = parser.parse_args(argv)
+    if args.command == "restart":
+        Supervisor(StackSettings()).restart(args.program)
+        say(f"restarted {args.program}")
+        return 0
     if args.command == "deploy-connectors":
         return deploy_connectors(StackSettings(), args.connectors_dir)
     return COMMANDS[args.command](StackSettings())

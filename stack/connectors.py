@@ -68,25 +68,38 @@ def all_states(settings: ConnectSettings) -> list[ConnectorState]:
 
 def deploy(settings: ConnectSettings, connectors: list[dict] | None = None,
            timeout: float = 120) -> list[ConnectorState]:
-    """PUT every config, then wait until each connector and its tasks are RUNNING."""
+    """PUT every config, restart what had failed, then wait until each connector and its
+    tasks are RUNNING. A connector still FAILED after FAILED_GRACE_S raises with its trace."""
     connectors = connectors if connectors is not None else load_connector_files()
     with httpx.Client(base_url=settings.url, timeout=30) as client:
         for connector in connectors:
-            response = client.put(f"/connectors/{connector['name']}/config",
-                                  json=connector["config"])
+            name = connector["name"]
+            response = client.put(f"/connectors/{name}/config", json=connector["config"])
             if response.status_code >= 400:
                 raise ConnectorDeployFailed(
-                    f"{connector['name']}: Connect rejected the config "
-                    f"({response.status_code}): {response.text}")
+                    f"{name}: Connect rejected the config ({response.status_code}): "
+                    f"{response.text}")
+            # a task that FAILED before stays FAILED through a config update: restart it
+            client.post(f"/connectors/{name}/restart",
+                        params={"includeTasks": "true", "onlyFailed": "true"})
         return [_wait_running(client, connector["name"], timeout) for connector in connectors]
+
+
+# Connect reports the old FAILED state for a moment after a PUT or restart.
+FAILED_GRACE_S = 10.0
 
 
 def _wait_running(client: httpx.Client, name: str, timeout: float) -> ConnectorState:
     deadline = time.monotonic() + timeout
+    failed_since: float | None = None
     while True:
         state = connector_state(client, name)
         if state is not None and state.failed:
-            raise ConnectorDeployFailed(f"{name} FAILED:\n{state.trace}")
+            failed_since = failed_since or time.monotonic()
+            if time.monotonic() - failed_since >= FAILED_GRACE_S:
+                raise ConnectorDeployFailed(f"{name} FAILED:\n{state.trace}")
+        else:
+            failed_since = None
         if state is not None and state.running:
             return state
         if time.monotonic() > deadline:

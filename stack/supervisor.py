@@ -114,6 +114,13 @@ class Supervisor:
         return [ProcessState(p["name"], p["statename"], p["pid"], p["description"])
                 for p in self._rpc.supervisor.getAllProcessInfo()]
 
+    def restart(self, name: str) -> None:
+        """Stop (with the program's stop signal) and start one program."""
+        rpc = self._rpc.supervisor
+        if rpc.getProcessInfo(name)["statename"] in {"RUNNING", "STARTING", "BACKOFF"}:
+            rpc.stopProcess(name)
+        rpc.startProcess(name)
+
     def shutdown(self, timeout: float = 120) -> bool:
         """Stop every program (each with its stop signal) and supervisord itself."""
         pid = self.daemon_pid()

@@ -27,9 +27,9 @@ VALUE_SCHEMA: dict[str, Any] = {
     "optional": False,
     "fields": [
         {"field": "car_id", "type": "int64", "optional": False},
-        {"field": "predicted_price", "type": "float64", "optional": False},
-        {"field": "price_low", "type": "float64", "optional": False},
-        {"field": "price_high", "type": "float64", "optional": False},
+        {"field": "predicted_price", "type": "double", "optional": False},
+        {"field": "price_low", "type": "double", "optional": False},
+        {"field": "price_high", "type": "double", "optional": False},
         {"field": "model_version", "type": "string", "optional": False},
         {
             "field": "source_committed_at",

@@ -2,39 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 
+import httpx
 import psycopg
 from confluent_kafka import Producer
 
+from stack.connectors import ConnectorState, connector_state
 from stack.settings import StackSettings
-from tests.conftest import wait_for
-
-KEY_SCHEMA = {"type": "struct", "name": "car_price_predictions.Key", "optional": False,
-              "fields": [{"field": "car_id", "type": "int64", "optional": False}]}
-VALUE_SCHEMA = {"type": "struct", "name": "car_price_predictions.Value", "optional": False,
-                "fields": [
-                    {"field": "car_id", "type": "int64", "optional": False},
-                    {"field": "predicted_price", "type": "double", "optional": False},
-                    {"field": "price_low", "type": "double", "optional": False},
-                    {"field": "price_high", "type": "double", "optional": False},
-                    {"field": "model_version", "type": "string", "optional": False},
-                    {"field": "source_committed_at", "type": "int64", "optional": True,
-                     "name": "org.apache.kafka.connect.data.Timestamp", "version": 1},
-                ]}
+from tests.conftest import end_offsets, read_until, wait_for
+from transformer.predictor_client import Prediction
+from transformer.records import prediction_key, prediction_value
 
 
 def _key(car_id: int) -> bytes:
-    return json.dumps({"schema": KEY_SCHEMA, "payload": {"car_id": car_id}}).encode()
+    return prediction_key(car_id)
 
 
 def _value(car_id: int, price: float, committed_ms: int) -> bytes:
-    payload = {"car_id": car_id, "predicted_price": price, "price_low": price * 0.9,
-               "price_high": price * 1.1, "model_version": "car_price_xgb:test",
-               "source_committed_at": committed_ms}
-    return json.dumps({"schema": VALUE_SCHEMA, "payload": payload}).encode()
+    """The transformer's own record builder: the sink is tested on the real contract."""
+    prediction = Prediction(predicted_price=price, price_low=price * 0.9,
+                            price_high=price * 1.1, model_version="car_price_xgb:test")
+    return prediction_value(car_id, prediction, committed_ms)
+
+
+def connector_state_of(settings: StackSettings, name: str) -> ConnectorState:
+    with httpx.Client(base_url=settings.connect.url, timeout=5) as client:
+        state = connector_state(client, name)
+    assert state is not None, f"connector {name} is not deployed"
+    return state
 
 
 def _rows(db: psycopg.Connection, car_id: int) -> list[tuple]:
@@ -67,3 +64,26 @@ def test_upsert_then_newer_value_then_tombstone(
     producer.produce(topic, key=_key(car_id), value=None)
     producer.flush(10)
     wait_for(lambda: _rows(db, car_id) == [], timeout=30)
+
+
+def test_a_malformed_record_goes_to_the_dlq_and_the_sink_keeps_running(
+        stack_ready: StackSettings, producer: Producer, db: psycopg.Connection) -> None:
+    kafka = stack_ready.kafka
+    dlq_start = end_offsets(stack_ready, kafka.dlq_topic)
+    marker = f"not-a-connect-record-{random.randint(0, 10**9)}".encode()
+    producer.produce(kafka.predictions_topic, key=_key(1), value=b"{" + marker)
+    car_id = random.randint(10**12, 10**13)
+    producer.produce(kafka.predictions_topic, key=_key(car_id),
+                     value=_value(car_id, 7777.0, int(time.time() * 1000)))
+    producer.flush(10)
+
+    wait_for(lambda: _rows(db, car_id), timeout=30)  # the record after it still lands
+    dead = read_until(stack_ready, dlq_start,
+                      lambda seen: any(marker in (m.value() or b"") for m in seen))
+    letter = next(m for m in dead if marker in (m.value() or b""))
+    headers = dict(letter.headers() or [])
+    assert b"DataException" in headers["__connect.errors.exception.class.name"]
+    assert headers["__connect.errors.topic"] == kafka.predictions_topic.encode()
+    state = connector_state_of(stack_ready, "car-price-predictions-sink")
+    assert state.running, state.line()
+    producer.produce(kafka.predictions_topic, key=_key(car_id), value=None)

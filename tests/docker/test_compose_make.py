@@ -9,7 +9,15 @@ import pytest
 from docker_facts import DOCKER_DIR, REPO, services
 
 COMPOSE_MK = DOCKER_DIR / "compose.mk"
-README_SECTION = DOCKER_DIR / "README-section.md"
+README = REPO / "README.md"
+
+
+def docker_section() -> str:
+    """The README's "With Docker" section, up to the next second-level heading."""
+    match = re.search(r"^## With Docker\n.*?(?=^## |\Z)", README.read_text(),
+                      re.MULTILINE | re.DOTALL)
+    assert match, "README.md has no '## With Docker' section"
+    return match.group(0)
 # the Makefile's `help` target lists exactly the lines this matches
 HELP_LINE = re.compile(r"^([a-z-]+):.*## (.+)$", re.MULTILINE)
 
@@ -41,8 +49,7 @@ def test_compose_down_stops_and_keeps_the_data() -> None:
 
 
 def test_readme_section_says_how_the_docker_path_is_checked() -> None:
-    text = README_SECTION.read_text()
-    assert text.startswith("## With Docker")
+    text = docker_section()
     assert "statically" in text and "make test" in text
     for command in ("docker compose up", "docker compose down", "make compose-up"):
         assert command in text
@@ -50,10 +57,10 @@ def test_readme_section_says_how_the_docker_path_is_checked() -> None:
 
 def test_readme_commands_name_real_services() -> None:
     for name in re.findall(r"docker compose (?:logs -f|run --rm|restart) (\S+)",
-                           README_SECTION.read_text()):
+                           docker_section()):
         assert name in services(), name
 
 
 def test_readme_mentions_containerize_only_if_bento_uses_it() -> None:
     uses_containerize = any("containerize" in str(svc) for svc in services().values())
-    assert ("bentoml containerize" in README_SECTION.read_text()) == uses_containerize
+    assert ("bentoml containerize" in docker_section()) == uses_containerize

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch demo train bench bench-model test lint
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch demo train bench bench-model bench-pipeline test lint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -60,7 +60,10 @@ demo: ## insert a few listings and print their predicted prices once they arrive
 train: ## train the XGBoost model on $(FORD_CSV) and store it in BentoML
 	@$(PY) -m model.train --data "$(FORD_CSV)"
 
-bench: bench-model ## every benchmark, printed as tables
+bench: bench-model bench-pipeline ## every benchmark, printed as tables
+
+bench-pipeline: ## insert→prediction latency and throughput, memory per component
+	@$(PY) -m stack.bench
 
 bench-model: ## latency and throughput of the running BentoML service
 	@$(PY) -m model.bench

@@ -1,0 +1,188 @@
+"""The real `bentoml serve` process answering HTTP (model/service.py, api_schema.py).
+
+One server per module, trained on generated data in a throw-away BentoML store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from model import bench
+from tests.model.support import TrainedModel, bentoml_serve, make_ford_like
+
+CSV_TO_DB = {
+    "model": "model",
+    "year": "year",
+    "transmission": "transmission",
+    "mileage": "mileage",
+    "fuelType": "fuel_type",
+    "tax": "tax",
+    "mpg": "mpg",
+    "engineSize": "engine_size",
+}
+
+
+def listings(n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """Listings in the /predict contract, generated (never the real data)."""
+    frame = make_ford_like(n, seed=seed).drop(columns=["price"]).rename(columns=CSV_TO_DB)
+    return json.loads(frame.to_json(orient="records"))
+
+
+@pytest.fixture(scope="module")
+def server(
+    synthetic_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("serve") / "bentoml-serve.log"
+    with bentoml_serve(synthetic_model.bentoml_home, log) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def model_tag(synthetic_model: TrainedModel) -> str:
+    return json.loads((synthetic_model.report_dir / "metrics.json").read_text())["model_tag"]
+
+
+def predict(client: httpx.Client, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    response = client.post("/predict", json={"listings": items})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_one_listing(client: httpx.Client, model_tag: str) -> None:
+    [answer] = predict(client, listings(1))
+    assert set(answer) == {"predicted_price", "price_low", "price_high", "model_version"}
+    assert answer["model_version"] == model_tag
+    assert model_tag.startswith("car_price_xgb:")
+    assert 0 < answer["price_low"] <= answer["predicted_price"] <= answer["price_high"]
+
+
+def test_batch_of_2000_keeps_order(client: httpx.Client) -> None:
+    items = listings(2000)
+    answers = predict(client, items)
+    assert len(answers) == 2000
+    # Order check: each sampled listing priced alone must match its slot in the batch.
+    for index in (0, 1, 777, 1999):
+        assert predict(client, [items[index]])[0] == answers[index]
+    assert all(a["price_low"] <= a["predicted_price"] <= a["price_high"] for a in answers)
+
+
+def test_empty_batch(client: httpx.Client) -> None:
+    assert predict(client, []) == []
+
+
+def _bad(field: str, value: Any) -> dict[str, Any]:
+    item = listings(1, seed=5)[0]
+    if value is KeyError:
+        del item[field]
+    else:
+        item[field] = value
+    return item
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error_type"),
+    [
+        ("mileage", KeyError, "missing"),
+        ("model", KeyError, "missing"),
+        ("year", "2017", "int_type"),
+        ("mileage", "lots", "float_type"),
+        ("fuel_type", 3, "string_type"),
+        ("mileage", -10, "greater_than_equal"),
+        ("year", 1850, "greater_than_equal"),
+        ("year", 2999, "value_error"),
+        ("engine_size", -1.0, "greater_than_equal"),
+        ("model", "   ", "value_error"),
+    ],
+)
+def test_bad_listing_is_400_naming_field_and_index(
+    client: httpx.Client, field: str, value: Any, error_type: str
+) -> None:
+    items = listings(3)
+    items[2] = _bad(field, value)
+    response = client.post("/predict", json={"listings": items})
+    assert response.status_code == 400, response.text
+    errors = response.json()["detail"]
+    assert [(e["loc"], e["type"]) for e in errors] == [(["listings", 2, field], error_type)]
+
+
+def test_body_without_listings_is_400(client: httpx.Client) -> None:
+    response = client.post("/predict", json={"cars": []})
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["listings"]
+
+
+def test_unseen_model_and_fuel_still_priced(client: httpx.Client) -> None:
+    item = listings(1)[0] | {
+        "model": "Ranger Raptor",
+        "fuel_type": "Electric",
+        "transmission": "CVT",
+    }
+    [answer] = predict(client, [item])
+    assert 0 < answer["price_low"] <= answer["predicted_price"] <= answer["price_high"]
+
+
+def test_missing_or_null_tax_and_mpg_still_priced(client: httpx.Client) -> None:
+    full = listings(1, seed=21)[0]
+    without = {k: v for k, v in full.items() if k not in ("tax", "mpg")}
+    nulls = full | {"tax": None, "mpg": None}
+    answers = predict(client, [full, without, nulls])
+    assert all(a["predicted_price"] > 0 for a in answers)
+    assert answers[1] == answers[2], "absent and null must mean the same thing"
+
+
+def test_seed_columnar_request(client: httpx.Client) -> None:
+    frame = make_ford_like(2, seed=3)  # `model` keeps its leading space, `price` is present
+    response = client.post(
+        "/predict_seed", content=frame.to_json(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    prices = response.json()
+    assert len(prices) == 2
+    same_cars = json.loads(
+        frame.drop(columns=["price"]).rename(columns=CSV_TO_DB).to_json(orient="records")
+    )
+    assert prices == [a["predicted_price"] for a in predict(client, same_cars)]
+
+
+def test_seed_request_errors_name_column_and_row(client: httpx.Client) -> None:
+    body = json.loads(make_ford_like(3, seed=3).to_json())
+    body["mileage"]["1"] = -5
+    del body["engineSize"]["2"]
+    response = client.post("/predict_seed", json=body)
+    assert response.status_code == 400
+    locs = sorted(tuple(e["loc"]) for e in response.json()["detail"])
+    assert locs == [("engineSize", "2"), ("mileage", "1")]
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/livez", "/metrics"])
+def test_bentoml_probes(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    if path == "/metrics":
+        assert "bentoml_service_request" in response.text
+
+
+def test_bench_runs_against_the_service(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    port = server.rsplit(":", 1)[1]
+    assert bench.main(["--host", "127.0.0.1", "--port", port, "--scale", "0.01"]) == 0
+    table = capsys.readouterr().out
+    assert "listings/request" in table and "rows/s" in table
+    assert (
+        len([line for line in table.splitlines() if line.strip().startswith(("1 ", "2000 "))]) == 2
+    )
+
+
+def test_bench_refuses_non_loopback() -> None:
+    with pytest.raises(SystemExit, match="non-loopback"):
+        bench.ensure_loopback("192.0.2.10")

@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, pool
 
 from stack.settings import PostgresSettings
 
-
 if context.config.config_file_name:
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 

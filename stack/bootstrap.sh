@@ -62,6 +62,10 @@ if [ ! -f "$stamp" ] || [ ! -d .cache/jvm/plugins/debezium-connector-postgres ] 
    || [ ! -d .cache/jvm/plugins/debezium-connector-jdbc ] || [ ! -d .cache/jvm/kafka/libs ]; then
   say "resolving Kafka, Connect and Debezium jars (mvn, cached in ~/.m2 and .cache/jvm)"
   rm -rf .cache/jvm
-  mvn -q -B -Dstyle.color=never -f stack/jvm/pom.xml package
+  mkdir -p .cache
+  if ! mvn -B -Dstyle.color=never -f stack/jvm/pom.xml package > .cache/mvn.log 2>&1; then
+    cat .cache/mvn.log
+    exit 1
+  fi
   touch "$stamp"
 fi

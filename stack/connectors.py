@@ -55,7 +55,8 @@ def connector_state(client: httpx.Client, name: str) -> ConnectorState | None:
     response.raise_for_status()
     body = response.json()
     tasks = [(task["id"], task["state"]) for task in body.get("tasks", [])]
-    traces = [body["connector"].get("trace")] + [task.get("trace") for task in body.get("tasks", [])]
+    traces = [body["connector"].get("trace")]
+    traces += [task.get("trace") for task in body.get("tasks", [])]
     return ConnectorState(name, body["connector"]["state"], tasks,
                           next((trace for trace in traces if trace), None))
 

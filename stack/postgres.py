@@ -25,8 +25,11 @@ class PostgresMissing(RuntimeError):
 
 def find_bindir() -> Path:
     """Newest Debian server install, else whatever `postgres` is on PATH."""
-    candidates = sorted(DEBIAN_BINDIRS.glob("*/bin/postgres"),
-                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    def major(postgres: Path) -> int:
+        version = postgres.parent.parent.name
+        return int(version) if version.isdigit() else 0
+
+    candidates = sorted(DEBIAN_BINDIRS.glob("*/bin/postgres"), key=major)
     if candidates:
         return candidates[-1].parent
     on_path = shutil.which("postgres")

@@ -91,7 +91,8 @@ class Supervisor:
         if self.daemon_pid() is None:
             for folder in (self.settings.log_dir, self.settings.state_dir / "adminer"):
                 folder.mkdir(parents=True, exist_ok=True)
-            subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(self.settings.supervisor_conf)],
+            conf = str(self.settings.supervisor_conf)
+            subprocess.run([str(VENV_BIN / "supervisord"), "-c", conf],
                            env=stack_environment(self.settings), check=True)
             self._wait_for_daemon()
             return "started supervisord"
@@ -113,6 +114,12 @@ class Supervisor:
     def processes(self) -> list[ProcessState]:
         return [ProcessState(p["name"], p["statename"], p["pid"], p["description"])
                 for p in self._rpc.supervisor.getAllProcessInfo()]
+
+    def stop_program(self, name: str) -> None:
+        self._rpc.supervisor.stopProcess(name)
+
+    def start_program(self, name: str) -> None:
+        self._rpc.supervisor.startProcess(name)
 
     def restart(self, name: str) -> None:
         """Stop (with the program's stop signal) and start one program."""

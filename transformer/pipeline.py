@@ -131,6 +131,9 @@ def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
         "auto.offset.reset": "earliest",  # a new group must see the snapshot
         # pick up the CDC topic soon after Debezium creates it (default: 5 min)
         "topic.metadata.refresh.interval.ms": 10_000,
+        # a crashed member's partitions move to its replacement after 10 s, not 45 s
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 2_000,
         **callbacks,
     }
 

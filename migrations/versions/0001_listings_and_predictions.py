@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("model", sa.Text, nullable=False),
         sa.Column("year", sa.Integer, nullable=False),
         sa.Column("price", sa.Integer, nullable=True,
-                  comment="the seller's asking price in GBP; NULL when the seller wants a suggestion"),
+                  comment="asking price in GBP; NULL when the seller wants a suggestion"),
         sa.Column("transmission", sa.Text, nullable=False),
         sa.Column("mileage", sa.Integer, nullable=False),
         sa.Column("fuel_type", sa.Text, nullable=False),
@@ -114,4 +114,5 @@ def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS v_car_price_recommendation")
     op.drop_table("tbl_price_prediction")
     op.drop_table("tbl_car_price")
-    op.execute("DROP FUNCTION IF EXISTS set_written_at(); DROP FUNCTION IF EXISTS set_updated_at();")
+    op.execute("DROP FUNCTION IF EXISTS set_written_at()")
+    op.execute("DROP FUNCTION IF EXISTS set_updated_at()")

@@ -1,4 +1,7 @@
-"""One batch from messages to records: dedupe, DLQ decisions, predictions (transformer/processing.py)."""
+"""One batch from messages to records: dedupe, DLQ decisions, predictions.
+
+Tests transformer/processing.py.
+"""
 
 from __future__ import annotations
 
@@ -66,7 +69,7 @@ def test_mixed_batch_produces_one_record_per_listing_and_dlqs_the_bad_ones() -> 
     result = run(messages, predict)
 
     # one /predict call, newest version of each upserted listing, in consumption order
-    assert [[(l["model"], l["mileage"]) for l in call] for call in predict.calls] == [
+    assert [[(item["model"], item["mileage"]) for item in call] for call in predict.calls] == [
         [(" Fiesta", 200), (" Fiesta", 150), ("REJECT", 15944)]
     ]
     predictions = by_topic(result, PREDICTIONS)

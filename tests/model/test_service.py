@@ -13,18 +13,10 @@ import httpx
 import pytest
 
 from model import bench
+from model.api_schema import SEED_TO_LISTING
 from tests.model.support import TrainedModel, bentoml_serve, make_ford_like
 
-CSV_TO_DB = {
-    "model": "model",
-    "year": "year",
-    "transmission": "transmission",
-    "mileage": "mileage",
-    "fuelType": "fuel_type",
-    "tax": "tax",
-    "mpg": "mpg",
-    "engineSize": "engine_size",
-}
+CSV_TO_DB = SEED_TO_LISTING  # the CSV's column names → the DB's field names
 
 
 def listings(n: int, seed: int = 11) -> list[dict[str, Any]]:

@@ -1,12 +1,14 @@
 """Initialise and bootstrap the project's own Postgres cluster.
 
-The cluster lives in `.state/postgres/data`, is owned by an unprivileged OS user
+The cluster lives in `.state/postgres/data` (see prepare_pg_dir for the one exception),
+is owned by an unprivileged OS user
 (Postgres refuses to run as root, and CI runs as root) and only accepts
 password (scram) logins over TCP.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import psycopg
 
-from stack.settings import StackSettings
+from stack.settings import REPO_ROOT, StackSettings
 
 DEBIAN_BINDIRS = Path("/usr/lib/postgresql")
+# where the cluster goes when the clone's own folder is closed to the server user
+FALLBACK_ROOT = Path("/var/lib/car-price-pipeline")
 
 
 class PostgresMissing(RuntimeError):
@@ -52,8 +56,32 @@ def _chown_to_server_user(settings: StackSettings, *paths: Path) -> None:
             shutil.chown(path, user=settings.server_os_user, group=None)
 
 
+def _server_user_can_enter(settings: StackSettings, folder: Path) -> bool:
+    return subprocess.run(_as_server_user(settings, ["test", "-x", str(folder)]),
+                          check=False).returncode == 0
+
+
+def prepare_pg_dir(settings: StackSettings) -> None:
+    """Create `.state/postgres` once. As root, when the clone sits in a folder the
+    unprivileged server user cannot enter (say /root/...), make it a link to a folder
+    under FALLBACK_ROOT that the user can reach, named after the clone's path."""
+    link = settings.state_dir / "postgres"
+    if link.exists():
+        return
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or _server_user_can_enter(settings, settings.state_dir):
+        link.mkdir()
+        return
+    digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:12]
+    target = FALLBACK_ROOT / digest / "postgres"
+    shutil.rmtree(target, ignore_errors=True)  # a new link means the state was reset
+    target.mkdir(parents=True)
+    link.symlink_to(target, target_is_directory=True)
+
+
 def init_cluster(settings: StackSettings) -> bool:
     """Create the cluster once (idempotent). Returns True when it was created now."""
+    prepare_pg_dir(settings)
     data, run = settings.pg_data_dir, settings.pg_run_dir
     if (data / "PG_VERSION").exists():
         run.mkdir(parents=True, exist_ok=True)
@@ -63,7 +91,7 @@ def init_cluster(settings: StackSettings) -> bool:
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o700)
     _chown_to_server_user(settings, data.parent, data, run)
-    probe = subprocess.run(_as_server_user(settings, ["test", "-w", str(data)]))
+    probe = subprocess.run(_as_server_user(settings, ["test", "-w", str(data)]), check=False)
     if probe.returncode != 0:
         raise PermissionError(
             f"OS user {settings.server_os_user!r} cannot write {data}: every parent folder "

@@ -133,12 +133,18 @@ class StackSettings(_FromEnv):
         return self.state_dir / "logs"
 
     @property
+    def pg_dir(self) -> Path:
+        """`.state/postgres`, resolved: it is a link when the clone sits in a folder the
+        server user cannot enter (see stack.postgres.prepare_pg_dir)."""
+        return (self.state_dir / "postgres").resolve()
+
+    @property
     def pg_data_dir(self) -> Path:
-        return self.state_dir / "postgres" / "data"
+        return self.pg_dir / "data"
 
     @property
     def pg_run_dir(self) -> Path:
-        return self.state_dir / "postgres" / "run"
+        return self.pg_dir / "run"
 
     @property
     def kafka_data_dir(self) -> Path:

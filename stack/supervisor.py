@@ -46,6 +46,7 @@ def stack_environment(settings: StackSettings) -> dict[str, str]:
         "STACK_JVM_DIR": str(settings.jvm_dir),
         "STACK_PG_BINDIR": str(find_bindir()),
         "STACK_PG_OS_USER": settings.server_os_user,
+        "STACK_PG_DIR": str(settings.pg_dir),
         "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
         "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
         "STACK_VENV_BIN": str(VENV_BIN),

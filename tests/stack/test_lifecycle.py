@@ -61,7 +61,8 @@ def test_down_leaves_no_process_behind_and_up_restores(running_stack: StackSetti
         _make("down")
         still_alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
         assert still_alive == []
-        assert _processes_mentioning(running_stack.state_dir) == []
+        for folder in (running_stack.state_dir, running_stack.pg_dir):
+            assert _processes_mentioning(folder) == []
         assert Supervisor(running_stack).daemon_pid() is None
     finally:
         _make("up")

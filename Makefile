@@ -50,7 +50,7 @@ deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNN
 
 TOPIC ?= $(CDC_TOPIC)
 watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic)
-	@java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/templates/tools-log4j2.properties \
+	@java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/tools-log4j2.properties \
 	  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server $(KAFKA_HOST):$(KAFKA_PORT) \
 	  --topic "$(TOPIC)" --from-beginning --property print.key=true --property print.headers=true
 

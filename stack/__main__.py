@@ -1,4 +1,4 @@
-"""`python -m stack up|down|status|deploy-connectors` — what the Makefile calls.
+"""`python -m stack up|down|status|deploy-connectors|…` — what the Makefile calls.
 
 `up` is idempotent: it initialises only what is missing, starts only what is not
 running, and waits until every component answers.
@@ -7,7 +7,6 @@ running, and waits until every component answers.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from stack import connectors, demo, kafka, postgres, readiness
 from stack.render import render_configs
 from stack.settings import REPO_ROOT, StackSettings
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
+from transformer.settings import Settings as TransformerSettings
 
 MODEL_NAME = "car_price_xgb"
 
@@ -126,7 +126,7 @@ def status(settings: StackSettings) -> int:
 
 
 def _transformer_lag(settings: StackSettings) -> str:
-    group = os.environ.get("TRANSFORMER_GROUP_ID", "car-price-transformer")
+    group = TransformerSettings().group_id  # the transformer's own setting, not a copy
     try:
         lag = kafka.consumer_group_lag(settings, group, settings.kafka.cdc_topic)
     except Exception as exc:  # status must print something, whatever Kafka says
@@ -154,25 +154,28 @@ def deploy_connectors(settings: StackSettings, directory: Path = connectors.CONN
     return 0
 
 
-COMMANDS = {"up": up, "down": down, "status": status, "deploy-connectors": deploy_connectors,
-            "urls": urls, "demo": demo.run, "create-topics": create_topics,
-            "restart": None}
+def restart(settings: StackSettings, program: str) -> int:
+    Supervisor(settings).restart(program)
+    say(f"restarted {program}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    parser.add_argument("program", nargs="?", help="restart: the supervisor program name")
-    parser.add_argument("--connectors-dir", type=Path, default=connectors.CONNECTORS_DIR,
-                        help="deploy-connectors: folder of connector JSON files")
-    args = parser.parse_args(argv)
-    if args.command == "restart":
-        Supervisor(StackSettings()).restart(args.program)
-        say(f"restarted {args.program}")
-        return 0
-    if args.command == "deploy-connectors":
-        return deploy_connectors(StackSettings(), args.connectors_dir)
-    return COMMANDS[args.command](StackSettings())
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, run in {"up": up, "down": down, "status": status, "urls": urls,
+                      "demo": demo.run, "create-topics": create_topics}.items():
+        commands.add_parser(name).set_defaults(run=run)
+    deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")
+    deploy.add_argument("--connectors-dir", dest="directory", type=Path,
+                        default=connectors.CONNECTORS_DIR, help="folder of connector JSON files")
+    deploy.set_defaults(run=deploy_connectors)
+    restart_one = commands.add_parser("restart", help="restart one supervisor program")
+    restart_one.add_argument("program")
+    restart_one.set_defaults(run=restart)
+    args = vars(parser.parse_args(argv))
+    run, _ = args.pop("run"), args.pop("command")
+    return run(StackSettings(), **args)
 
 
 if __name__ == "__main__":

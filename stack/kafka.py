@@ -6,7 +6,7 @@ import base64
 import subprocess
 import uuid
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stack.settings import StackSettings
@@ -55,8 +55,6 @@ def ensure_topics(settings: StackSettings) -> list[str]:
 
 def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:
     """Messages on `topic` not yet committed by `group_id` (None: group has no commits)."""
-    from confluent_kafka import Consumer, TopicPartition
-
     consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
                          "group.id": group_id, "enable.auto.commit": False})
     try:

@@ -16,10 +16,6 @@ from transformer.predictor_client import Prediction
 from transformer.records import prediction_key, prediction_value
 
 
-def _key(car_id: int) -> bytes:
-    return prediction_key(car_id)
-
-
 def _value(car_id: int, price: float, committed_ms: int) -> bytes:
     """The transformer's own record builder: the sink is tested on the real contract."""
     prediction = Prediction(predicted_price=price, price_low=price * 0.9,
@@ -45,7 +41,7 @@ def test_upsert_then_newer_value_then_tombstone(
     car_id = random.randint(10**12, 10**13)  # far from any real listing id
     committed_ms = int(time.time() * 1000)
 
-    producer.produce(topic, key=_key(car_id), value=_value(car_id, 10500.0, committed_ms))
+    producer.produce(topic, key=prediction_key(car_id), value=_value(car_id, 10500.0, committed_ms))
     producer.flush(10)
     rows = wait_for(lambda: _rows(db, car_id), timeout=30)
     assert len(rows) == 1
@@ -54,14 +50,15 @@ def test_upsert_then_newer_value_then_tombstone(
     assert abs(committed_at.timestamp() * 1000 - committed_ms) < 1, "source time kept to the ms"
     assert written_at >= committed_at
 
-    producer.produce(topic, key=_key(car_id), value=_value(car_id, 9900.0, committed_ms + 1))
+    newer = _value(car_id, 9900.0, committed_ms + 1)
+    producer.produce(topic, key=prediction_key(car_id), value=newer)
     producer.flush(10)
     wait_for(lambda: _rows(db, car_id) and _rows(db, car_id)[0][0] == 9900.0, timeout=30)
     rows = _rows(db, car_id)
     assert len(rows) == 1, "an upsert on the same key leaves one row"
     assert rows[0][3] > written_at, "written_at moves on update"
 
-    producer.produce(topic, key=_key(car_id), value=None)
+    producer.produce(topic, key=prediction_key(car_id), value=None)
     producer.flush(10)
     wait_for(lambda: _rows(db, car_id) == [], timeout=30)
 
@@ -71,9 +68,9 @@ def test_a_malformed_record_goes_to_the_dlq_and_the_sink_keeps_running(
     kafka = stack_ready.kafka
     dlq_start = end_offsets(stack_ready, kafka.dlq_topic)
     marker = f"not-a-connect-record-{random.randint(0, 10**9)}".encode()
-    producer.produce(kafka.predictions_topic, key=_key(1), value=b"{" + marker)
+    producer.produce(kafka.predictions_topic, key=prediction_key(1), value=b"{" + marker)
     car_id = random.randint(10**12, 10**13)
-    producer.produce(kafka.predictions_topic, key=_key(car_id),
+    producer.produce(kafka.predictions_topic, key=prediction_key(car_id),
                      value=_value(car_id, 7777.0, int(time.time() * 1000)))
     producer.flush(10)
 
@@ -86,4 +83,4 @@ def test_a_malformed_record_goes_to_the_dlq_and_the_sink_keeps_running(
     assert headers["__connect.errors.topic"] == kafka.predictions_topic.encode()
     state = connector_state_of(stack_ready, "car-price-predictions-sink")
     assert state.running, state.line()
-    producer.produce(kafka.predictions_topic, key=_key(car_id), value=None)
+    producer.produce(kafka.predictions_topic, key=prediction_key(car_id), value=None)

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch demo train bench bench-model bench-pipeline test lint
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test lint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,10 +49,15 @@ deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNN
 	@$(PY) -m stack deploy-connectors
 
 TOPIC ?= $(CDC_TOPIC)
-watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic)
-	@java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/tools-log4j2.properties \
+SINK_DLQ_TOPIC ?= car_price_predictions.sink.dlq
+CONSOLE_CONSUMER = java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/tools-log4j2.properties \
 	  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server $(KAFKA_HOST):$(KAFKA_PORT) \
-	  --topic "$(TOPIC)" --from-beginning --property print.key=true --property print.headers=true
+	  --from-beginning --property print.key=true --property print.headers=true
+watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic)
+	@$(CONSOLE_CONSUMER) --topic "$(TOPIC)"
+
+watch-dlq: ## print both dead-letter topics: transformer's (dlq.* headers) and JDBC sink's (__connect.errors.*)
+	@$(CONSOLE_CONSUMER) --include '$(subst .,\.,$(DLQ_TOPIC))|$(subst .,\.,$(SINK_DLQ_TOPIC))'
 
 demo: ## insert a few listings and print their predicted prices once they arrive
 	@$(PY) -m stack demo

@@ -8,26 +8,46 @@ where a number belongs is a caller bug worth surfacing, not guessing around.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import InitErrorDetails
 
-#: Oldest model year accepted; anything older is a typo, not a used-car listing.
-MIN_YEAR = 1900
+from model import listing_rules as rules
+from model.listing_rules import MIN_YEAR
+
 #: Largest batch one request may carry (bounds memory per request).
 MAX_BATCH = 10_000
 
-Text = Annotated[str, Field(min_length=1, max_length=100, strict=True)]
 StrictFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
+def _text(column: str) -> Any:
+    return Annotated[str, Field(min_length=1, max_length=rules.TEXT_MAX_CHARS[column],
+                                strict=True)]
+
+
+def _number(column: str) -> Any:
+    """A finite number within the column's range from `model.listing_rules`."""
+    bounds = rules.RANGES[column]
+    low = {"ge": bounds.low} if bounds.low_inclusive else {"gt": bounds.low}
+    return Annotated[StrictFloat, Field(le=bounds.high, **low)]
+
+
+ModelName = _text("model")
+Transmission = _text("transmission")
+FuelType = _text("fuel_type")
+Mileage = _number("mileage")
+Tax = _number("tax")
+Mpg = _number("mpg")
+EngineSize = _number("engine_size")
+
+
 def _check_year(year: int) -> int:
-    latest = dt.date.today().year
+    latest = rules.latest_year()
     if year > latest:
-        raise ValueError(f"year {year} is in the future (latest allowed {latest})")
+        raise ValueError(f"year {year} is too far in the future (latest allowed {latest})")
     return year
 
 
@@ -36,20 +56,20 @@ class Listing(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: Text
+    model: ModelName
     year: Annotated[int, Field(strict=True, ge=MIN_YEAR)]
-    transmission: Text
-    mileage: Annotated[StrictFloat, Field(ge=0)]
-    fuel_type: Text
-    tax: Annotated[StrictFloat, Field(ge=0)] | None = None
-    mpg: Annotated[StrictFloat, Field(gt=0)] | None = None
-    engine_size: Annotated[StrictFloat, Field(ge=0, le=10)]
+    transmission: Transmission
+    mileage: Mileage
+    fuel_type: FuelType
+    tax: Tax | None = None
+    mpg: Mpg | None = None
+    engine_size: EngineSize
 
     @field_validator("model", "transmission", "fuel_type")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
+        if rules.is_blank(value):
+            raise ValueError("must not be blank (whitespace only)")
         return value
 
     @field_validator("year")

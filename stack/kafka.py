@@ -7,12 +7,20 @@ import subprocess
 import uuid
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from stack.settings import StackSettings
 
 # partitions per topic: the CDC and prediction topics are keyed by listing id
-TOPIC_PARTITIONS = {"cdc_topic": 3, "predictions_topic": 3, "dlq_topic": 1}
+TOPIC_PARTITIONS = {"cdc_topic": 3, "predictions_topic": 3, "dlq_topic": 1,
+                    "sink_dlq_topic": 1}
 
 
 def new_cluster_id() -> str:
@@ -35,21 +43,34 @@ def format_storage(settings: StackSettings) -> bool:
     return True
 
 
+def topic_configs(settings: StackSettings) -> dict[str, str]:
+    """Set explicitly on every pipeline topic (not left to broker defaults), so the
+    record size limit is the one Connect's producer uses too (max.request.size)."""
+    return {"max.message.bytes": str(settings.kafka.kafka_max_message_bytes)}
+
+
 def ensure_topics(settings: StackSettings) -> list[str]:
-    """Create the CDC, prediction and DLQ topics when missing; returns those created."""
+    """Create the CDC, prediction and both DLQ topics when missing, and set their configs
+    on the existing ones; returns the topics created."""
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(getattr(settings.kafka, field), num_partitions=count, replication_factor=1)
+    configs = topic_configs(settings)
+    wanted = [NewTopic(getattr(settings.kafka, field), num_partitions=count, replication_factor=1,
+                       config=configs)
               for field, count in TOPIC_PARTITIONS.items()]
     missing = [topic for topic in wanted if topic.topic not in existing]
-    if not missing:
-        return []
-    for topic, future in admin.create_topics(missing).items():
+    for topic, future in (admin.create_topics(missing).items() if missing else ()):
         try:
             future.result()
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    entries = [ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+               for name, value in configs.items()]
+    resources = [ConfigResource(ResourceType.TOPIC, topic.topic, incremental_configs=entries)
+                 for topic in wanted if topic.topic in existing]
+    for future in (admin.incremental_alter_configs(resources).values() if resources else ()):
+        future.result()
     return [topic.topic for topic in missing]
 
 

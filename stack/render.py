@@ -24,6 +24,7 @@ def template_values(settings: StackSettings) -> dict[str, str]:
         "connect_host": connect.connect_host,
         "connect_port": str(connect.connect_port),
         "plugin_path": str(settings.jvm_dir / "plugins"),
+        "kafka_max_message_bytes": str(kafka.kafka_max_message_bytes),
     }
 
 

@@ -56,6 +56,12 @@ class KafkaSettings(_FromEnv):
     cdc_topic: str = "car_database.public.tbl_car_price"
     predictions_topic: str = "car_price_predictions"
     dlq_topic: str = "car_price_predictions.dlq"
+    # the JDBC sink's dead letters (Connect's format); must match
+    # errors.deadletterqueue.topic.name in connectors/car-price-predictions-sink.json
+    sink_dlq_topic: str = "car_price_predictions.sink.dlq"
+    # largest record: every topic's max.message.bytes and Connect's producer
+    # max.request.size; a listing the table accepts is a few KB (model.listing_rules)
+    kafka_max_message_bytes: int = 1_048_576
 
     @property
     def bootstrap_servers(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from stack.connectors import load_connector_files
+from stack.settings import KafkaSettings
 
 
 def test_connector_files_hold_no_literal_secret() -> None:
@@ -26,3 +27,12 @@ def test_source_and_sink_follow_the_contract() -> None:
     assert sink["collection.name.format"] == "tbl_price_prediction"
     assert (sink["insert.mode"], sink["primary.key.mode"], sink["delete.enabled"],
             sink["schema.evolution"]) == ("upsert", "record_key", "true", "none")
+
+
+def test_the_sink_has_its_own_dead_letter_topic() -> None:
+    """Not the transformer's: the two hold different record formats."""
+    [sink] = [c["config"] for c in load_connector_files()
+              if c["config"]["connector.class"].endswith("JdbcSinkConnector")]
+    kafka = KafkaSettings()
+    assert sink["errors.deadletterqueue.topic.name"] == kafka.sink_dlq_topic
+    assert kafka.sink_dlq_topic != kafka.dlq_topic

@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 from stack.connectors import ConnectorState, connector_state
 from stack.settings import StackSettings
 from tests.conftest import end_offsets, read_until, wait_for
+from tests.connectors import contract
 from transformer.predictor_client import Prediction
 from transformer.records import prediction_key, prediction_value
 
@@ -66,7 +67,7 @@ def test_upsert_then_newer_value_then_tombstone(
 def test_a_malformed_record_goes_to_the_dlq_and_the_sink_keeps_running(
         stack_ready: StackSettings, producer: Producer, db: psycopg.Connection) -> None:
     kafka = stack_ready.kafka
-    dlq_start = end_offsets(stack_ready, kafka.dlq_topic)
+    dlq_start = end_offsets(stack_ready, kafka.sink_dlq_topic)
     marker = f"not-a-connect-record-{random.randint(0, 10**9)}".encode()
     producer.produce(kafka.predictions_topic, key=prediction_key(1), value=b"{" + marker)
     car_id = random.randint(10**12, 10**13)
@@ -84,3 +85,51 @@ def test_a_malformed_record_goes_to_the_dlq_and_the_sink_keeps_running(
     state = connector_state_of(stack_ready, "car-price-predictions-sink")
     assert state.running, state.line()
     producer.produce(kafka.predictions_topic, key=prediction_key(car_id), value=None)
+
+
+def _state(db: psycopg.Connection, car_id: int) -> tuple | None:
+    return db.execute("SELECT status, predicted_price, reason, refused_field, source_lsn "
+                      "FROM tbl_price_prediction WHERE car_id = %s", (car_id,)).fetchone()
+
+
+def test_priced_refused_deleted_records_and_the_newest_state_wins(
+        stack_ready: StackSettings, producer: Producer, db: psycopg.Connection) -> None:
+    """The issue-9 record contract through the real sink; stale records are skipped by the
+    table's trigger without failing the connector. Everything goes to one partition, so a
+    marker record landing proves the stale record before it was handled."""
+    topic = stack_ready.kafka.predictions_topic
+    car_id, marker = random.sample(range(10**12, 10**13), 2)
+
+    def send(target: int, **fields: object) -> None:
+        producer.produce(topic, key=contract.key(target), partition=0,
+                         value=contract.value(target, **fields))
+        producer.flush(10)
+
+    def stale_then_marker(marker_lsn: int, **stale: object) -> None:
+        send(car_id, **stale)
+        send(marker, status="priced", lsn=marker_lsn, price=float(marker_lsn))
+        wait_for(lambda: _state(db, marker) == ("priced", marker_lsn, None, None, marker_lsn))
+
+    try:
+        send(car_id, status="priced", lsn=200, price=10_000.0, committed_ms=int(time.time() * 1e3))
+        wait_for(lambda: _state(db, car_id) == ("priced", 10_000.0, None, None, 200))
+
+        send(car_id, status="refused", lsn=300, reason="year 2060 is after next year",
+             refused_field="year")
+        wait_for(lambda: _state(db, car_id) == (
+            "refused", None, "year 2060 is after next year", "year", 300))
+
+        stale_then_marker(1, status="priced", lsn=250, price=1.0)
+        assert _state(db, car_id)[0] == "refused", "an older price never replaces a newer state"
+
+        send(car_id, status="deleted", lsn=400)
+        wait_for(lambda: _state(db, car_id) is None)
+        stale_then_marker(2, status="priced", lsn=300, price=2.0)
+        assert _state(db, car_id) is None, "a re-delivered older event stays deleted"
+
+        state = connector_state_of(stack_ready, "car-price-predictions-sink")
+        assert state.running, state.line()
+    finally:
+        db.execute("DELETE FROM tbl_price_prediction WHERE car_id = ANY(%s)", ([car_id, marker],))
+        db.execute("DELETE FROM tbl_price_prediction_deleted WHERE car_id = ANY(%s)",
+                   ([car_id, marker],))

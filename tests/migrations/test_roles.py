@@ -39,8 +39,8 @@ def test_sink_role_writes_predictions_only(stack_ready: StackSettings) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="tbl_car_price"):
             conn.execute("UPDATE tbl_car_price SET price = 1")
         with conn.transaction(force_rollback=True):
-            conn.execute("INSERT INTO tbl_price_prediction (car_id, predicted_price, model_version)"
-                         " VALUES (-1, 1000, 'test')")
+            conn.execute("INSERT INTO tbl_price_prediction (car_id, predicted_price, price_low, "
+                         "price_high, model_version) VALUES (-1, 1000, 900, 1100, 'test')")
             assert conn.execute("SELECT predicted_price FROM tbl_price_prediction "
                                 "WHERE car_id = -1").fetchone() == (1000.0,)
 

@@ -54,7 +54,7 @@ def models(stack_ready: StackSettings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[dict[str, str]]:
     """{"before": serving tag, "clean": good synthetic model, "noisy": a much worse one}."""
     root = tmp_path_factory.mktemp("lifecycle")
-    clean = make_ford_like(1500, seed=41)
+    clean = make_ford_like(800, seed=41)
     noise = np.random.default_rng(1).lognormal(0, 0.7, len(clean))
     noisy = clean.assign(price=(clean.price * noise).round().astype(int) + 300)
     tags = {"before": serving_info(stack_ready.services.bentoml_url)["model_version"]}

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test lint
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test lint deploy-model rescore
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -64,6 +64,14 @@ demo: ## insert a few listings and print their predicted prices once they arrive
 
 train: ## train the XGBoost model on $(FORD_CSV) and store it in BentoML
 	@$(PY) -m model.train --data "$(FORD_CSV)"
+
+TAG ?=
+deploy-model: ## serve a stored model (TAG=car_price_xgb:…, default newest; FORCE=1, RESCORE=1)
+	@$(PY) -m model.deploy $(if $(TAG),--tag "$(TAG)") $(if $(filter 1,$(FORCE)),--force)
+	@$(if $(filter 1,$(RESCORE)),$(MAKE) --no-print-directory rescore)
+
+rescore: ## re-price every listing with the serving model (Debezium incremental snapshot)
+	@$(PY) -m stack.rescore
 
 bench: bench-model bench-pipeline ## every benchmark, printed as tables
 

@@ -17,8 +17,11 @@ from pydantic_core import InitErrorDetails
 from model import listing_rules as rules
 from model.listing_rules import MIN_YEAR
 
-#: Largest batch one request may carry (bounds memory per request).
+#: Largest batch one request may carry, on every route (bounds memory per request).
 MAX_BATCH = 10_000
+#: Largest request body; a full batch of typical listings is ~1.8 MB. Bigger bodies get
+#: HTTP 413 before they are read (model/body_limit.py).
+MAX_BODY_BYTES = 8 * 1024 * 1024
 
 StrictFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
@@ -52,9 +55,13 @@ def _check_year(year: int) -> int:
 
 
 class Listing(BaseModel):
-    """One car listing, with the database's field names (the Kafka transformer's contract)."""
+    """One car listing, with the database's field names (the Kafka transformer's contract).
 
-    model_config = ConfigDict(extra="ignore")
+    Unknown fields are refused (HTTP 400 naming them): a misspelt optional field such as
+    `engine_szie` would otherwise be priced as if it were missing.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     model: ModelName
     year: Annotated[int, Field(strict=True, ge=MIN_YEAR)]
@@ -89,6 +96,34 @@ class PricePrediction(BaseModel):
 
 Listings = Annotated[list[Listing], Field(max_length=MAX_BATCH)]
 
+
+class PredictRequest(BaseModel):
+    """Body of `POST /predict`: `{"listings": [...]}` and nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listings: Listings
+
+
+#: One seed column: pandas' `{"0": value, ...}` (`DataFrame.to_json()`) or a JSON array.
+SeedColumn = dict[str, Any] | list[Any]
+
+
+class SeedRequest(BaseModel):
+    """Body of `POST /predict_seed`: the seed project's CSV columns (`price` is ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: SeedColumn
+    year: SeedColumn
+    transmission: SeedColumn
+    mileage: SeedColumn
+    fuelType: SeedColumn  # noqa: N815 - the seed's (and the CSV's) column name
+    engineSize: SeedColumn  # noqa: N815
+    tax: SeedColumn | None = None
+    mpg: SeedColumn | None = None
+    price: SeedColumn | None = None
+
 #: Seed-project request: CSV column names; `model` may carry the leading space.
 SEED_TO_LISTING: dict[str, str] = {
     "model": "model",
@@ -112,30 +147,56 @@ def listings_to_columns(listings: list[Listing]) -> dict[str, list[Any]]:
     }
 
 
-def seed_columns_to_listings(columns: Mapping[str, Mapping[str, Any] | None]) -> list[Listing]:
-    """Validate a pandas `to_json()` (column-oriented) body; errors name column and row key.
+def _as_keyed(values: Mapping[str, Any] | list[Any]) -> dict[str, Any]:
+    """An array column becomes pandas' index form: position i is row key "i"."""
+    return {str(i): v for i, v in enumerate(values)} if isinstance(values, list) else dict(values)
 
-    Row order follows the keys of the `model` column, as pandas wrote them.
+
+def seed_columns_to_listings(
+    columns: Mapping[str, Mapping[str, Any] | list[Any] | None],
+) -> list[Listing]:
+    """Validate a seed body (arrays or pandas index objects); errors name column and row.
+
+    Row order follows the `model` column (its keys, as pandas wrote them, or its array
+    positions); when `model` is an array, errors name rows by position (an integer).
     """
-    keys = list((columns.get("model") or {}).keys())
+    by_position = isinstance(columns.get("model"), list)
+    keyed = {name: _as_keyed(v) for name, v in columns.items() if v is not None}
+    oversized: list[InitErrorDetails] = [
+        {
+            "type": "too_long",
+            "loc": (name,),
+            "input": None,
+            "ctx": {"field_type": "Column", "max_length": MAX_BATCH, "actual_length": len(v)},
+        }
+        for name, v in keyed.items()
+        if len(v) > MAX_BATCH
+    ]
+    if oversized:  # the same cap as /predict's, checked before any row is built
+        raise ValidationError.from_exception_data("SeedRequest", oversized)
+    keys = list(keyed.get("model", {}).keys())
+
+    def row_ref(key: str) -> str | int:
+        return int(key) if by_position else key
+
     problems: list[InitErrorDetails] = []
-    for column, values in columns.items():
-        if values is None or column not in SEED_TO_LISTING:
+    for column, values in keyed.items():
+        if column not in SEED_TO_LISTING:
             continue
         for extra in sorted(set(values) - set(keys)):
             problems.append(
                 {
                     "type": "value_error",
-                    "loc": (column, extra),
+                    "loc": (column, row_ref(extra)),
                     "input": values[extra],
-                    "ctx": {"error": ValueError("row key not present in column 'model'")},
+                    "ctx": {"error": ValueError("row not present in column 'model'")},
                 }
             )
     rows: list[dict[str, Any]] = []
     for key in keys:
         row: dict[str, Any] = {}
         for seed_name, field in SEED_TO_LISTING.items():
-            values = columns.get(seed_name)
+            values = keyed.get(seed_name)
             if values is not None and key in values:
                 row[field] = values[key]
         rows.append(row)
@@ -147,7 +208,7 @@ def seed_columns_to_listings(columns: Mapping[str, Mapping[str, Any] | None]) ->
             field = rest[0] if rest else "model"
             detail: InitErrorDetails = {
                 "type": error["type"],
-                "loc": (_LISTING_TO_SEED.get(str(field), str(field)), keys[int(index)]),
+                "loc": (_LISTING_TO_SEED.get(str(field), str(field)), row_ref(keys[int(index)])),
                 "input": error.get("input"),
             }
             if "ctx" in error:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from stack import connectors, demo, kafka, postgres, readiness
+from stack import connectors, demo, kafka, postgres, readiness, rescore
 from stack.render import render_configs
 from stack.settings import REPO_ROOT, StackSettings
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
@@ -76,8 +76,12 @@ def ensure_model(settings: StackSettings) -> int:
             "(README, 'Get the data') and set FORD_CSV in .env")
         return 1
     say(f"no model in the BentoML store ({env['BENTOML_HOME']}): training on {data}")
-    return subprocess.run([sys.executable, "-m", "model.train", "--data", str(data)],
-                          env=env, cwd=REPO_ROOT).returncode
+    trained = subprocess.run([sys.executable, "-m", "model.train", "--data", str(data)],
+                             env=env, cwd=REPO_ROOT).returncode
+    if trained == 0:  # the first model is deployed; later ones by `make deploy-model`
+        subprocess.run([sys.executable, "-m", "model.store", "--deploy-newest"], env=env,
+                       cwd=REPO_ROOT, check=True)
+    return trained
 
 
 def urls(settings: StackSettings) -> int:
@@ -115,6 +119,8 @@ def status(settings: StackSettings) -> int:
             ("ready" if reason is None else f"not ready: {reason}")
         if process.name == "transformer" and process.state == "RUNNING":
             health += f", lag {_transformer_lag(settings)}"
+        if process.name == "bentoml" and reason is None and process.state == "RUNNING":
+            health += f", serving {_serving_model(settings)}"
         print(f"{process.name:<12} {process.state:<9} {process.description:<32} {health}")
     if readiness.connect_ready(settings) is None:
         states = connectors.all_states(settings.connect)
@@ -132,6 +138,13 @@ def _transformer_lag(settings: StackSettings) -> str:
     except Exception as exc:  # status must print something, whatever Kafka says
         return f"unknown ({exc})"
     return "no commits yet" if lag is None else f"{lag} events"
+
+
+def _serving_model(settings: StackSettings) -> str:
+    try:
+        return rescore.serving_version(settings)
+    except Exception as exc:  # status must print something, whatever BentoML says
+        return f"unknown ({exc})"
 
 
 def create_topics(settings: StackSettings) -> int:

@@ -97,10 +97,49 @@ def pipeline_table(settings: StackSettings) -> None:
                   f"{latencies[-1]:>7.2f} {rate}")
 
 
+def _insert(conn: psycopg.Connection, first: int, count: int) -> list[int]:
+    with conn.transaction():
+        return [conn.execute(f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES "
+                             "(%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+                             _listing(i)).fetchone()[0] for i in range(first, first + count)]
+
+
+def _live_latencies(conn: psycopg.Connection, count: int = 20) -> list[float]:
+    """Latency of `count` single-listing inserts, 0.25 s apart, sorted."""
+    ids = []
+    for i in range(count):
+        ids += _insert(conn, i, 1)
+        time.sleep(0.25)
+    try:
+        return sorted(_measure(conn, ids, timeout=180)[0])
+    finally:
+        conn.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
+
+
+def rescore_table(settings: StackSettings, table_rows: int = 5000) -> None:
+    """Live latency while `make rescore` re-prices a table of `table_rows` listings."""
+    from stack.rescore import request_snapshot
+
+    print(f"\nlive listings (x20, 0.25 s apart) {'p50 s':>7} {'max s':>7}")
+    print("-" * 50)
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
+        background = _insert(conn, 0, table_rows)
+        try:
+            _measure(conn, background, timeout=300)
+            quiet = _live_latencies(conn)
+            request_snapshot(conn)
+            busy = _live_latencies(conn)
+        finally:
+            conn.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (background,))
+    for label, latencies in (("no rescore", quiet), (f"during a rescore of {table_rows:,}", busy)):
+        print(f"{label:<34} {statistics.median(latencies):>7.2f} {latencies[-1]:>7.2f}")
+
+
 def main() -> int:
     settings = StackSettings()
     print("Pipeline benchmark: insert → prediction row (written_at - source_committed_at)")
     pipeline_table(settings)
+    rescore_table(settings)
     memory_table(settings)
     return 0
 

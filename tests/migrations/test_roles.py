@@ -54,3 +54,25 @@ def test_app_role_edits_listings_and_reads_predictions(stack_ready: StackSetting
         conn.execute("SELECT * FROM v_car_price_recommendation LIMIT 1")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="tbl_price_prediction"):
             conn.execute("DELETE FROM tbl_price_prediction")
+
+
+def test_signal_table_cdc_writes_watermarks_app_sends_nothing(stack_ready: StackSettings) -> None:
+    """car_cdc writes incremental snapshot watermarks; car_app cannot send signals."""
+    pg = stack_ready.postgres
+    with _connect_as(stack_ready, pg.cdc_db_user, pg.cdc_db_password) as conn:
+        with conn.transaction(force_rollback=True):
+            conn.execute("INSERT INTO debezium_signal (id, type) "
+                         "VALUES ('t-wm', 'snapshot-window-open')")
+            conn.execute("DELETE FROM debezium_signal WHERE id = 't-wm'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="debezium_signal"):
+            conn.execute("UPDATE debezium_signal SET data = '{}'")
+    with _connect_as(stack_ready, pg.app_db_user, pg.app_db_password) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="debezium_signal"):
+            conn.execute("INSERT INTO debezium_signal (id, type) "
+                         "VALUES ('t-app', 'execute-snapshot')")
+
+
+def test_signal_table_is_published(db: psycopg.Connection) -> None:
+    tables = {row[0] for row in db.execute(
+        "SELECT tablename FROM pg_publication_tables WHERE pubname = 'dbz_car_price'")}
+    assert tables == {"tbl_car_price", "debezium_signal"}

@@ -178,3 +178,130 @@ def test_bench_runs_against_the_service(server: str, capsys: pytest.CaptureFixtu
 def test_bench_refuses_non_loopback() -> None:
     with pytest.raises(SystemExit, match="non-loopback"):
         bench.ensure_loopback("192.0.2.10")
+
+
+# --- the seed README's request, unknown fields, batch cap, body limit (issues 11, 13) ---
+
+#: The seed project's README request, verbatim (columns as JSON arrays).
+SEED_README_BODY = (
+    '{"model": ["C-MAX", "EcoSport"], "year": [2014, 2019], "price": [8295, 18995], '
+    '"transmission": ["Semi-Auto", "Automatic"], "mileage": [40000, 1400], '
+    '"fuelType": ["Diesel", "Petrol"], "tax": [160, 150], "mpg": [50.4, 44.1], '
+    '"engineSize": [2.0, 1.0]}'
+)
+
+
+def test_seed_readme_array_request(client: httpx.Client) -> None:
+    response = client.post(
+        "/predict_seed", content=SEED_README_BODY, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    body = json.loads(SEED_README_BODY)
+    cars = [
+        {CSV_TO_DB[c]: body[c][i] for c in body if c != "price"} for i in range(2)
+    ]
+    assert response.json() == [a["predicted_price"] for a in predict(client, cars)]
+
+
+def test_seed_array_and_index_forms_agree(client: httpx.Client) -> None:
+    frame = make_ford_like(5, seed=8)
+    as_index = client.post("/predict_seed", json=json.loads(frame.to_json()))
+    as_arrays = client.post("/predict_seed", json=json.loads(frame.to_json(orient="list")))
+    assert as_index.status_code == as_arrays.status_code == 200, (as_index.text, as_arrays.text)
+    assert as_index.json() == as_arrays.json()
+    assert len(as_arrays.json()) == 5
+
+
+def test_seed_array_errors_name_column_and_position(client: httpx.Client) -> None:
+    body = json.loads(make_ford_like(3, seed=3).to_json(orient="list"))
+    body["mileage"][1] = -5
+    body["engineSize"] = body["engineSize"][:2]
+    response = client.post("/predict_seed", json=body)
+    assert response.status_code == 400, response.text
+    locs = sorted(tuple(e["loc"]) for e in response.json()["detail"])
+    assert locs == [("engineSize", 2), ("mileage", 1)]
+
+
+def test_unknown_fields_are_400_naming_them(client: httpx.Client) -> None:
+    item = listings(1)[0]
+    cases = {
+        "/predict": ({"listings": [item], "dry_run": True}, ["dry_run"]),
+        "/predict#listing": ({"listings": [item, item | {"colour": "red"}]},
+                             ["listings", 1, "colour"]),
+        "/predict_seed": (json.loads(make_ford_like(1).to_json()) | {"doors": {"0": 5}},
+                          ["doors"]),
+    }
+    for route, (body, loc) in cases.items():
+        response = client.post(route.split("#")[0], json=body)
+        assert response.status_code == 400, (route, response.text)
+        assert [(e["loc"], e["type"]) for e in response.json()["detail"]] == [
+            (loc, "extra_forbidden")
+        ], route
+
+
+def test_one_batch_cap_for_every_route(client: httpx.Client) -> None:
+    from model.api_schema import MAX_BATCH
+
+    item = listings(1)[0]
+    too_many = client.post("/predict", json={"listings": [item] * (MAX_BATCH + 1)})
+    assert too_many.status_code == 400
+    assert [e["type"] for e in too_many.json()["detail"]] == ["too_long"]
+    seed_row = json.loads(make_ford_like(1).to_json(orient="list"))
+    seed = {column: values * (MAX_BATCH + 1) for column, values in seed_row.items()}
+    too_many_seed = client.post("/predict_seed", json=seed)
+    assert too_many_seed.status_code == 400
+    assert {e["type"] for e in too_many_seed.json()["detail"]} == {"too_long"}
+    just_enough = {column: values * MAX_BATCH for column, values in seed_row.items()}
+    assert len(client.post("/predict_seed", json=just_enough).json()) == MAX_BATCH
+
+
+def _raw_request(base_url: str, head: bytes, body_chunks: list[bytes]) -> tuple[bytes, float]:
+    """Send a request over a plain socket; returns (response head, seconds to answer)."""
+    import socket
+    import time
+
+    host, port = base_url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(head)
+        try:
+            for chunk in body_chunks:
+                sock.sendall(chunk)
+        except OSError:
+            pass  # the server may hang up once it has answered 413
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    return answer, time.monotonic() - started
+
+
+def test_oversized_declared_body_is_413_before_it_is_sent(server: str) -> None:
+    from model.api_schema import MAX_BODY_BYTES
+
+    head = (f"POST /predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            f"content-length: {MAX_BODY_BYTES * 20}\r\n\r\n").encode()
+    answer, seconds = _raw_request(server, head, [b'{"listings": ['])  # the rest never comes
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert seconds < 5
+
+
+def test_oversized_chunked_body_is_413(server: str) -> None:
+    from model.api_schema import MAX_BODY_BYTES
+
+    head = (b"POST /predict_seed HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            b"transfer-encoding: chunked\r\n\r\n")
+    piece = b" " * 65536
+    chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * (MAX_BODY_BYTES // len(piece) + 2)
+    answer, _ = _raw_request(server, head, [*chunks, b"0\r\n\r\n"])
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_serving_model_route(client: httpx.Client, model_tag: str) -> None:
+    response = client.post("/model")
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model_version"] == model_tag
+    assert answer["metrics"]["mae"] > 0

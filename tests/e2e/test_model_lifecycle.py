@@ -1,0 +1,147 @@
+"""Ship a new model on the real stack: train → deploy (no failed request) → rescore.
+
+Models are trained on generated data (never the real file) into the stack's own BentoML
+store; afterwards the model that served before is deployed again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+
+from model.deploy import serving_info
+from stack.settings import REPO_ROOT, StackSettings
+from tests.conftest import wait_for
+from tests.e2e.conftest import FIELDS, insert_listing, prediction, served_prediction
+from tests.model.support import make_ford_like
+
+LISTINGS = 600  # a few incremental snapshot chunks
+EDITED = 6
+
+
+def _env(settings: StackSettings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("BENTOML_MODEL_TAG", None)
+    env.setdefault("BENTOML_HOME", str(settings.state_dir / "bentoml"))
+    return env
+
+
+def _run(settings: StackSettings, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, env=_env(settings),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _train(settings: StackSettings, csv: Path, reports: Path) -> str:
+    result = _run(settings, "model.train", "--data", str(csv), "--report-dir", str(reports),
+                  "--quiet")
+    assert result.returncode == 0, result.stderr
+    return next(line.split()[-1] for line in result.stdout.splitlines()
+                if line.startswith("model: "))
+
+
+@pytest.fixture(scope="module")
+def models(stack_ready: StackSettings, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[dict[str, str]]:
+    """{"before": serving tag, "clean": good synthetic model, "noisy": a much worse one}."""
+    root = tmp_path_factory.mktemp("lifecycle")
+    clean = make_ford_like(800, seed=41)
+    noise = np.random.default_rng(1).lognormal(0, 0.7, len(clean))
+    noisy = clean.assign(price=(clean.price * noise).round().astype(int) + 300)
+    tags = {"before": serving_info(stack_ready.services.bentoml_url)["model_version"]}
+    for name, frame in (("clean", clean), ("noisy", noisy)):
+        frame.to_csv(root / f"{name}.csv", index=False)
+        tags[name] = _train(stack_ready, root / f"{name}.csv", root / name)
+    yield tags
+    restored = _run(stack_ready, "model.deploy", "--tag", tags["before"], "--force")
+    assert restored.returncode == 0, restored.stderr
+
+
+def _hammer(url: str, stop: threading.Event, answers: list[tuple[int, str]]) -> None:
+    """Price one listing in a loop, recording (status, model_version) of every answer."""
+    body = {"listings": [{k: v for k, v in _listing(0).items() if k != "price"}]}
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            response = client.post(f"{url}/predict", json=body)
+            version = response.json()[0]["model_version"] if response.status_code == 200 else ""
+            answers.append((response.status_code, version))
+
+
+def _listing(i: int) -> dict:
+    return dict(model=["Fiesta", "Focus", "Kuga", "EcoSport"][i % 4], year=2012 + i % 9,
+                price=5000 + 10 * i, transmission="Manual", mileage=5000 + 37 * i,
+                fuel_type="Petrol", tax=145, mpg=55.4, engine_size=1.0 + (i % 3) * 0.5)
+
+
+def test_worse_model_is_refused_unless_forced(stack_ready: StackSettings,
+                                              models: dict[str, str]) -> None:
+    refused = _run(stack_ready, "model.deploy", "--tag", models["noisy"])
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "refused" in refused.stderr and "MAE" in refused.stderr
+    assert serving_info(stack_ready.services.bentoml_url)["model_version"] == models["before"]
+
+
+def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everything(
+        stack_ready: StackSettings, db: psycopg.Connection, models: dict[str, str]) -> None:
+    url = stack_ready.services.bentoml_url
+    ids: list[int] = []
+    try:
+        for i in range(LISTINGS):
+            ids.append(insert_listing(db, _listing(i)))
+        wait_for(lambda: all(prediction(db, i) for i in (ids[0], ids[-1])), timeout=120)
+
+        # Deploy while a client keeps asking: every answer is a 200, old then new version.
+        stop, answers = threading.Event(), []
+        hammer = threading.Thread(target=_hammer, args=(url, stop, answers))
+        hammer.start()
+        time.sleep(1)
+        deployed = _run(stack_ready, "model.deploy", "--tag", models["clean"], "--force")
+        time.sleep(1)
+        stop.set()
+        hammer.join(30)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert {status for status, _ in answers} == {200}, answers
+        versions = [v for _, v in answers]
+        assert versions[0] == models["before"] and versions[-1] == models["clean"]
+        switch = versions.index(models["clean"])
+        assert set(versions[switch:]) == {models["clean"]}, "never back to the old model"
+
+        # Rescore, editing listings while it runs: each keeps the price of its newest state.
+        rescore = subprocess.Popen([sys.executable, "-m", "stack.rescore", "--stall-timeout", "90"],
+                                   cwd=REPO_ROOT, env=_env(stack_ready), text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        edited = ids[:: LISTINGS // EDITED][:EDITED]
+        for round_ in range(1, 4):
+            for car_id in edited:
+                db.execute("UPDATE tbl_car_price SET mileage = mileage + %s, year = %s "
+                           "WHERE id = %s", (1000 * round_, 2013 + round_, car_id))
+            time.sleep(0.3)
+        output, _ = rescore.communicate(timeout=600)
+        assert rescore.returncode == 0, output
+        assert "incremental snapshot" in output and "done" in output, output
+
+        not_moved = db.execute(
+            "SELECT count(*) FROM tbl_car_price c LEFT JOIN tbl_price_prediction p "
+            "ON p.car_id = c.id WHERE p.model_version IS DISTINCT FROM %s",
+            (models["clean"],)).fetchone()[0]
+        assert not_moved == 0
+        columns = ", ".join(FIELDS)
+        for car_id in edited:
+            row = db.execute(f"SELECT {columns} FROM tbl_car_price WHERE id = %s",
+                             (car_id,)).fetchone()
+            newest = served_prediction(stack_ready, dict(zip(FIELDS, row)))
+            # the last write for this listing may still be on its way: wait for it
+            wait_for(lambda car_id=car_id, newest=newest: (prediction(db, car_id) or {})
+                     .get("predicted_price") == newest["predicted_price"], timeout=60)
+    finally:
+        if ids:
+            db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))

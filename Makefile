@@ -2,14 +2,18 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# .env holds every setting (ports, dev credentials, data path); it is created from
-# .env.example on first use and never committed.
-$(shell test -f .env || cp .env.example .env)
-include .env
-export
+# .env holds every setting (ports, passwords, data path) and is never committed. On first
+# use stack/new_env.py creates it from .env.example with random passwords (mode 0600).
+# make never parses it whole (a password may hold `#`, `$` or `\`): Python reads .env
+# itself, make reads only the plain values its recipes use.
+$(shell test -f .env || python3 stack/new_env.py)
+env_value = $(shell sed -n 's/^$(1)=//p' .env | tail -n 1 | sed -E "s/^(['\"])(.*)\1$$/\2/")
 
 PY      := .venv/bin/python
-FORD_CSV ?= ../shared/data/ford.csv
+FORD_CSV ?= $(or $(call env_value,FORD_CSV),../shared/data/ford.csv)
+KAFKA_HOST ?= $(call env_value,KAFKA_HOST)
+KAFKA_PORT ?= $(call env_value,KAFKA_PORT)
+CDC_TOPIC ?= $(call env_value,CDC_TOPIC)
 export BENTOML_HOME ?= $(CURDIR)/.state/bentoml
 PYTEST_ARGS ?=
 

@@ -36,6 +36,7 @@ def up(settings: StackSettings) -> int:
     render_configs(settings)
     if postgres.init_cluster(settings):
         say(f"initialised Postgres cluster in {settings.pg_data_dir}")
+    hba_changed = postgres.write_hba(settings)
     if kafka.format_storage(settings):
         say(f"formatted KRaft storage in {settings.kafka_data_dir}")
     if ensure_model(settings) != 0:
@@ -49,6 +50,8 @@ def up(settings: StackSettings) -> int:
             say(f"{exc}\n--- last lines of .state/logs/{name}.log ---\n{_tail(settings, name)}")
             return 1
         say(f"{name:<9} ready ({time.monotonic() - started:.1f}s)")
+    if hba_changed:
+        postgres.reload_config(settings)  # a server that was already running
     if postgres.ensure_database(settings):
         say(f"created database {settings.postgres.pg_database}")
     created = kafka.ensure_topics(settings)

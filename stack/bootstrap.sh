@@ -47,6 +47,11 @@ if [ "$(id -u)" -eq 0 ] && ! id "${PG_OS_USER:-postgres}" >/dev/null 2>&1; then
   say "creating system user ${PG_OS_USER:-postgres}"
   useradd --system --no-create-home --shell /usr/sbin/nologin "${PG_OS_USER:-postgres}"
 fi
+# As root, Adminer runs as this unprivileged OS user (Debian has it already).
+if [ "$(id -u)" -eq 0 ] && ! id "${ADMINER_OS_USER:-www-data}" >/dev/null 2>&1; then
+  say "creating system user ${ADMINER_OS_USER:-www-data}"
+  useradd --system --no-create-home --shell /usr/sbin/nologin "${ADMINER_OS_USER:-www-data}"
+fi
 
 # --- Python virtualenv --------------------------------------------------------
 if [ ! -x .cache/uv/bin/uv ] || [ "$(.cache/uv/bin/uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then

@@ -114,6 +114,53 @@ def init_cluster(settings: StackSettings) -> bool:
     return True
 
 
+def hba_rules(settings: StackSettings) -> str:
+    """pg_hba.conf: scram over loopback only; no physical replication for anyone.
+
+    Postgres' `replication` keyword matches physical replication (pg_basebackup) only, so
+    no line has it. A logical replication connection is matched by its database name: the
+    CDC role may connect to car_database alone, where its REPLICATION attribute (given to
+    no other role) lets it stream through the publication.
+    """
+    pg = settings.postgres
+    cdc, database = _hba_quote(pg.cdc_db_user), _hba_quote(pg.pg_database)
+    superuser = _hba_quote(pg.pg_superuser)
+    lines = [
+        "# Written by `python -m stack up` (stack/postgres.py): edits are overwritten.",
+        "# TYPE  DATABASE  USER  ADDRESS  METHOD",
+        f"local   all  {superuser}  scram-sha-256",
+        *(f"host    {database}  {cdc}  {address}  scram-sha-256" for address in LOOPBACK),
+        f"host    all  {cdc}  all  reject",
+        *(f"host    all  all  {address}  scram-sha-256" for address in LOOPBACK),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+LOOPBACK = ("127.0.0.1/32", "::1/128")
+
+
+def _hba_quote(name: str) -> str:
+    """A name as pg_hba.conf reads it: double-quoted, so no keyword or `+group` meaning."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def write_hba(settings: StackSettings) -> bool:
+    """Write pg_hba.conf; True when it changed (a running server must then reload)."""
+    hba = settings.pg_data_dir / "pg_hba.conf"
+    text = hba_rules(settings)
+    if hba.exists() and hba.read_text() == text:
+        return False
+    hba.write_text(text)
+    hba.chmod(0o600)
+    _chown_to_server_user(settings, hba)
+    return True
+
+
+def reload_config(settings: StackSettings) -> None:
+    with superuser_connect(settings) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+
+
 def superuser_connect(settings: StackSettings, database: str = "postgres") -> psycopg.Connection:
     pg = settings.postgres
     return psycopg.connect(pg.dsn(database=database), autocommit=True, connect_timeout=3)

@@ -6,9 +6,11 @@ written into one; the rendered files live in the git-ignored state folder.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from string import Template
 
+from stack.environments import configured
 from stack.settings import StackSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -25,18 +27,46 @@ def template_values(settings: StackSettings) -> dict[str, str]:
         "connect_port": str(connect.connect_port),
         "plugin_path": str(settings.jvm_dir / "plugins"),
         "kafka_max_message_bytes": str(kafka.kafka_max_message_bytes),
+        "secrets_dir": str(settings.secrets_dir),
+        "extra_worker_properties": extra_worker_properties(configured()),
     }
+
+
+# the stack's own CONNECT_* settings, not worker properties
+STACK_CONNECT_SETTINGS = {"CONNECT_HOST", "CONNECT_PORT", "CONNECT_HEAP_OPTS"}
+
+
+def extra_worker_properties(env: dict[str, str]) -> str:
+    """CONNECT_* settings as worker properties, by the rule of Debezium's Connect image
+    (CONNECT_SECURITY_PROTOCOL -> security.protocol; `__` is `_`, `___` is `-`), so SASL or
+    TLS towards another Kafka is set the same way on both paths."""
+    lines = []
+    for key in sorted(env):
+        if not key.startswith("CONNECT_") or key in STACK_CONNECT_SETTINGS:
+            continue
+        name = key.removeprefix("CONNECT_").lower().replace("___", "-") \
+            .replace("__", "\0").replace("_", ".").replace("\0", "_")
+        value = env[key].replace("\\", "\\\\").replace("\n", "\\n")
+        lines.append(f"{name}={value}")
+    header = "# from CONNECT_* settings (.env or the environment)\n" if lines else ""
+    return header + "\n".join(lines) + ("\n" if lines else "")
 
 
 def render_configs(settings: StackSettings) -> list[Path]:
     """Write every template to `.state/conf/`; returns the written paths."""
     settings.conf_dir.mkdir(parents=True, exist_ok=True)
+    settings.secrets_dir.mkdir(parents=True, exist_ok=True)
+    settings.secrets_dir.chmod(0o700)
     values = template_values(settings)
     written = []
     for template in sorted(TEMPLATES.iterdir()):
         target = settings.conf_dir / template.name
         text = Template(template.read_text()).substitute(values)
         if not target.exists() or target.read_text() != text:
-            target.write_text(text)
+            # worker properties may hold SASL secrets: readable by us alone
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(text)
+        target.chmod(0o600)
         written.append(target)
     return written

@@ -11,7 +11,9 @@ import pwd
 from functools import cached_property
 from pathlib import Path
 
+from psycopg.conninfo import make_conninfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,17 +38,24 @@ class PostgresSettings(_FromEnv):
     sink_db_password: str
 
     def url(self, user: str | None = None, password: str | None = None,
-            database: str | None = None) -> str:
-        """SQLAlchemy URL (psycopg 3); defaults to the superuser on car_database."""
-        user = user or self.pg_superuser
-        password = password if password is not None else self.pg_superuser_password
-        return (f"postgresql+psycopg://{user}:{password}@{self.pg_host}:{self.pg_port}"
-                f"/{database or self.pg_database}")
+            database: str | None = None) -> URL:
+        """SQLAlchemy URL (psycopg 3); defaults to the superuser on car_database.
+
+        A URL object, not a string: SQLAlchemy escapes each part itself, so a password
+        holding `@ : / % # ?` cannot change where or as whom we connect.
+        """
+        return URL.create(
+            "postgresql+psycopg", username=user or self.pg_superuser,
+            password=password if password is not None else self.pg_superuser_password,
+            host=self.pg_host, port=self.pg_port, database=database or self.pg_database)
 
     def dsn(self, user: str | None = None, password: str | None = None,
             database: str | None = None) -> str:
-        """libpq connection string for psycopg.connect()."""
-        return self.url(user, password, database).replace("postgresql+psycopg", "postgresql")
+        """libpq key=value string for psycopg.connect(), every value quoted by libpq's rules."""
+        return make_conninfo(
+            host=self.pg_host, port=self.pg_port, dbname=database or self.pg_database,
+            user=user or self.pg_superuser,
+            password=password if password is not None else self.pg_superuser_password)
 
 
 class KafkaSettings(_FromEnv):
@@ -108,6 +117,8 @@ class StackSettings(_FromEnv):
     ford_csv: Path = REPO_ROOT.parent / "shared" / "data" / "ford.csv"
     # Postgres refuses to run as root: as root we run it as this unprivileged user.
     pg_os_user: str = "postgres"
+    # Adminer needs no privilege at all: as root it runs as this user.
+    adminer_os_user: str = "www-data"
     kafka_heap_opts: str = "-Xms128m -Xmx512m"
     connect_heap_opts: str = "-Xms128m -Xmx768m"
 
@@ -133,6 +144,32 @@ class StackSettings(_FromEnv):
         if os.geteuid() == 0:
             return self.pg_os_user
         return pwd.getpwuid(os.geteuid()).pw_name
+
+    @property
+    def adminer_run_user(self) -> str:
+        """The OS user Adminer runs as: ADMINER_OS_USER when we are root, else ourselves."""
+        if os.geteuid() == 0:
+            return self.adminer_os_user
+        return pwd.getpwuid(os.geteuid()).pw_name
+
+    @property
+    def adminer_dir(self) -> Path:
+        """Adminer's sessions and router, resolved like pg_dir (a link when needed)."""
+        return (self.state_dir / "adminer").resolve()
+
+    @property
+    def env_dir(self) -> Path:
+        """Each launched program's environment (stack/environments.py), mode 0700."""
+        return self.state_dir / "env"
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.state_dir / "bentoml"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """The one folder Connect's FileConfigProvider may read (`${file:...}`)."""
+        return self.state_dir / "secrets"
 
     @property
     def log_dir(self) -> Path:

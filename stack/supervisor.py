@@ -1,27 +1,24 @@
-"""Talk to supervisord: start it with the stack's environment, read process states.
+"""Talk to supervisord: start it with a secret-free environment, read process states.
 
-supervisord.conf expands %(ENV_...)s, so everything it needs is put in the
-environment here, in one place.
+supervisord.conf expands %(ENV_...)s; stack/environments.py decides what supervisord
+and each program see.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import dotenv_values
 from supervisor.xmlrpc import SupervisorTransport
 
-from stack.postgres import find_bindir
-from stack.settings import REPO_ROOT, StackSettings
+from stack import adminer_dir, environments
+from stack.environments import VENV_BIN, configured, supervisord_environment
+from stack.settings import StackSettings
 
-# supervisord/supervisorctl come from the same virtualenv as this interpreter
-VENV_BIN = Path(sys.executable).parent
+__all__ = ["VENV_BIN", "ProcessState", "Supervisor", "stack_environment"]
 
 
 @dataclass(frozen=True)
@@ -33,32 +30,10 @@ class ProcessState:
 
 
 def stack_environment(settings: StackSettings) -> dict[str, str]:
-    """`.env`, overridden by os.environ, plus the STACK_* values supervisord.conf uses.
-
-    The programs inherit it: Connect's EnvVarConfigProvider resolves the
-    connectors' ${env:...} secrets from here.
-    """
-    dotenv = {key: value for key, value in dotenv_values(REPO_ROOT / ".env").items()
-              if value is not None}
-    env = {**dotenv, **os.environ}
-    env.update({
-        "STACK_STATE_DIR": str(settings.state_dir),
-        "STACK_JVM_DIR": str(settings.jvm_dir),
-        "STACK_PG_BINDIR": str(find_bindir()),
-        "STACK_PG_OS_USER": settings.server_os_user,
-        "STACK_PG_DIR": str(settings.pg_dir),
-        "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
-        "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
-        "STACK_VENV_BIN": str(VENV_BIN),
-        "STACK_REPO_ROOT": str(REPO_ROOT),
-        "BENTOML_HOME": env.get("BENTOML_HOME", str(settings.state_dir / "bentoml")),
-        "PG_HOST": settings.postgres.pg_host,
-        "PG_PORT": str(settings.postgres.pg_port),
-        "BENTOML_HOST": settings.services.bentoml_host,
-        "BENTOML_PORT": str(settings.services.bentoml_port),
-        "ADMINER_HOST": settings.services.adminer_host,
-        "ADMINER_PORT": str(settings.services.adminer_port),
-    })
+    """Every setting plus the STACK_* values: for the one-shot commands `make` runs
+    (training), never for a supervised program."""
+    env = {**configured(), **supervisord_environment(settings)}
+    env.setdefault("BENTOML_HOME", str(settings.bentoml_home))
     return env
 
 
@@ -71,7 +46,8 @@ class Supervisor:
     def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", str(self.settings.supervisor_conf), *args],
-            env=stack_environment(self.settings), text=True, capture_output=True, check=check)
+            env=supervisord_environment(self.settings), text=True, capture_output=True,
+            check=check)
 
     @property
     def _rpc(self) -> xmlrpc.client.ServerProxy:
@@ -89,12 +65,13 @@ class Supervisor:
 
     def start(self) -> str:
         """Start supervisord, or start whatever it has that is not running."""
+        environments.write_program_environments(self.settings)
+        adminer_dir.prepare(self.settings)
         if self.daemon_pid() is None:
-            for folder in (self.settings.log_dir, self.settings.state_dir / "adminer"):
-                folder.mkdir(parents=True, exist_ok=True)
+            self.settings.log_dir.mkdir(parents=True, exist_ok=True)
             conf = str(self.settings.supervisor_conf)
             subprocess.run([str(VENV_BIN / "supervisord"), "-c", conf],
-                           env=stack_environment(self.settings), check=True)
+                           env=supervisord_environment(self.settings), check=True)
             self._wait_for_daemon()
             return "started supervisord"
         self._ctl("update")  # picks up programs added to supervisord.conf
@@ -123,7 +100,9 @@ class Supervisor:
         self._rpc.supervisor.startProcess(name)
 
     def restart(self, name: str) -> None:
-        """Stop (with the program's stop signal) and start one program."""
+        """Stop (with the program's stop signal) and start one program, with the
+        environment `.env` says now."""
+        environments.write_program_environments(self.settings)
         rpc = self._rpc.supervisor
         if rpc.getProcessInfo(name)["statename"] in {"RUNNING", "STARTING", "BACKOFF"}:
             rpc.stopProcess(name)

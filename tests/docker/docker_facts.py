@@ -219,7 +219,8 @@ def bootstrap_uv_version() -> str:
 
 
 def supervisor_command(program: str) -> list[str]:
-    """The command= of one [program:x] in stack/supervisord.conf, continuation lines joined."""
+    """The command= of one [program:x] in stack/supervisord.conf, continuation lines joined,
+    without the stack/launch.py wrapper in front."""
     text = SUPERVISORD_CONF.read_text()
     section = re.search(rf"^\[program:{re.escape(program)}\]\n(.*?)(?=^\[|\Z)", text,
                         re.MULTILINE | re.DOTALL)
@@ -227,7 +228,11 @@ def supervisor_command(program: str) -> list[str]:
     match = re.search(r"^command=(.*?)(?=^\S)", section.group(1) + "\nend",
                       re.MULTILINE | re.DOTALL)
     assert match, f"[program:{program}] has no command="
-    return shlex.split(match.group(1).replace("\n", " "))
+    argv = shlex.split(match.group(1).replace("\n", " "))
+    # `python -I stack/launch.py <program>` only sets the environment, then execs the rest
+    if len(argv) > 3 and argv[2].endswith("/stack/launch.py") and argv[3] == program:
+        return argv[4:]
+    return argv
 
 
 def makefile_recipe_args(target: str, makefile: Path = REPO / "Makefile") -> list[str]:

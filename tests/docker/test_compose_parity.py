@@ -30,7 +30,7 @@ from stack.settings import REPO_ROOT
 # the properties that are about where a process listens or keeps files, not how it behaves
 KAFKA_CONTAINER_ONLY = {"listeners", "advertised.listeners", "listener.security.protocol.map",
                         "log.dirs"}
-CONNECT_CONTAINER_ONLY = {"listeners", "plugin.path"}
+CONNECT_CONTAINER_ONLY = {"listeners", "plugin.path", "config.providers.file.param.allowed.paths"}
 POSTGRES_PROCESS_ONLY = {"listen_addresses", "port", "unix_socket_directories",
                          "logging_collector"}
 # quay.io/debezium/connect's docker-entrypoint.sh short names for worker properties

@@ -1,0 +1,121 @@
+"""Which environment each supervised program gets: only what it needs.
+
+supervisord itself starts with `supervisord_environment()`: the OS basics and the
+STACK_* paths, hosts and ports its config expands, and no secret. Postgres, Kafka and
+Adminer inherit that. Connect, BentoML and the transformer are started through
+stack/launch.py, which execs them with the environment written here for each one
+(`.state/env/<program>.json`, mode 0600, rewritten by every `up` and `restart`).
+Connect gets the CDC and sink credentials, never the superuser's or the app's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from stack.postgres import find_bindir
+from stack.settings import REPO_ROOT, StackSettings
+
+# supervisord/supervisorctl and the launched programs come from this interpreter's virtualenv
+VENV_BIN = Path(sys.executable).parent
+
+# what every process may see of the environment it was started from
+OS_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
+
+# The only names Connect's EnvVarConfigProvider may resolve (connectors/*.json use them);
+# the same tuple fills its environment and the provider's allowlist pattern.
+CONNECT_ENV = ("PG_HOST", "PG_PORT", "PG_DATABASE",
+               "CDC_DB_USER", "CDC_DB_PASSWORD", "SINK_DB_USER", "SINK_DB_PASSWORD")
+
+# Names a program reads besides its settings class, passed on by prefix so a new
+# setting (say librdkafka security options for the transformer) needs no change here.
+PREFIXES = {
+    "transformer": ("TRANSFORMER_", "KAFKA_"),
+    "bentoml": ("BENTOML_", "CAR_PRICE_"),
+}
+LAUNCHED = ("connect", "bentoml", "transformer")
+
+
+def configured() -> dict[str, str]:
+    """`.env` overridden by the caller's environment: every setting the user made."""
+    dotenv = {key: value for key, value in dotenv_values(REPO_ROOT / ".env").items()
+              if value is not None}
+    return {**dotenv, **os.environ}
+
+
+def _pick(source: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    return {name: source[name] for name in names if name in source}
+
+
+def supervisord_environment(settings: StackSettings) -> dict[str, str]:
+    """What supervisord (and the programs that inherit it) sees: no secret."""
+    env = _pick(os.environ, OS_BASICS)
+    env.update({
+        "STACK_STATE_DIR": str(settings.state_dir),
+        "STACK_ENV_DIR": str(settings.env_dir),
+        "STACK_JVM_DIR": str(settings.jvm_dir),
+        "STACK_PG_BINDIR": str(find_bindir()),
+        "STACK_PG_OS_USER": settings.server_os_user,
+        "STACK_PG_DIR": str(settings.pg_dir),
+        "STACK_ADMINER_OS_USER": settings.adminer_run_user,
+        "STACK_ADMINER_DIR": str(settings.adminer_dir),
+        "STACK_VENV_BIN": str(VENV_BIN),
+        "STACK_REPO_ROOT": str(REPO_ROOT),
+        "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
+        "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
+        "PG_HOST": settings.postgres.pg_host,
+        "PG_PORT": str(settings.postgres.pg_port),
+        "BENTOML_HOST": settings.services.bentoml_host,
+        "BENTOML_PORT": str(settings.services.bentoml_port),
+        "ADMINER_HOST": settings.services.adminer_host,
+        "ADMINER_PORT": str(settings.services.adminer_port),
+    })
+    return env
+
+
+def _settings_env_names(cls: type) -> list[str]:
+    """The env names a pydantic-settings class reads (its aliases, else its field names)."""
+    return [str(field.validation_alias or name).upper()
+            for name, field in cls.model_fields.items()]
+
+
+def program_environment(settings: StackSettings, program: str) -> dict[str, str]:
+    """The complete environment of one launched program."""
+    source = configured()
+    env = _pick(os.environ, OS_BASICS)
+    if program == "connect":
+        pg = settings.postgres
+        env.update(zip(CONNECT_ENV, (
+            pg.pg_host, str(pg.pg_port), pg.pg_database, pg.cdc_db_user, pg.cdc_db_password,
+            pg.sink_db_user, pg.sink_db_password), strict=True))
+        return env
+    if program == "transformer":
+        from transformer.settings import Settings as TransformerSettings
+        env.update(_pick(source, _settings_env_names(TransformerSettings)))
+    if program == "bentoml":
+        env.update({"BENTOML_HOME": source.get("BENTOML_HOME", str(settings.bentoml_home)),
+                    "BENTOML_HOST": settings.services.bentoml_host,
+                    "BENTOML_PORT": str(settings.services.bentoml_port)})
+    prefixes = PREFIXES[program]
+    env.update({key: value for key, value in source.items()
+                if key.startswith(prefixes) and key not in env})
+    return env
+
+
+def write_program_environments(settings: StackSettings) -> list[Path]:
+    """`.state/env/<program>.json` for every launched program, readable by us alone."""
+    settings.env_dir.mkdir(parents=True, exist_ok=True)
+    settings.env_dir.chmod(0o700)
+    written = []
+    for program in LAUNCHED:
+        path = settings.env_dir / f"{program}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(program_environment(settings, program), file)
+        written.append(path)
+    return written

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch demo train bench bench-model bench-pipeline test lint
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch demo train bench bench-model bench-pipeline test lint reconcile chaos
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNN
 	@$(PY) -m stack deploy-connectors
 
 TOPIC ?= $(CDC_TOPIC)
+reconcile: ## re-send listings that have no prediction of their latest state; print them
+	@$(PY) -m stack reconcile
+
 watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic)
 	@java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/tools-log4j2.properties \
 	  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server $(KAFKA_HOST):$(KAFKA_PORT) \
@@ -70,6 +73,12 @@ bench-model: ## latency and throughput of the running BentoML service
 
 test: up ## start what the tests need, then run the whole test suite
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+CHAOS_LISTINGS ?= 20000
+chaos: up ## the fault matrix (tests/faults) with a larger load; prints fault, listings, lost, stale, seconds
+	@rm -f test-artifacts/chaos.jsonl
+	@FAULT_LISTINGS=$(CHAOS_LISTINGS) $(PY) -m pytest tests/faults -p no:cacheprovider -q || true
+	@$(PY) -m stack chaos-table test-artifacts/chaos.jsonl
 
 lint: ## ruff
 	@.venv/bin/ruff check stack migrations transformer model tests

@@ -7,12 +7,28 @@ import subprocess
 import uuid
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from stack.settings import StackSettings
 
-# partitions per topic: the CDC and prediction topics are keyed by listing id
-TOPIC_PARTITIONS = {"cdc_topic": 3, "predictions_topic": 3, "dlq_topic": 1}
+# Each topic of the pipeline: (settings field, partitions, topic configs). The CDC and
+# prediction topics are keyed by listing id, so compaction keeps the newest record of
+# every listing for ever (a rebuild re-reads them: one state per listing, deletes as
+# tombstones kept for a week). The DLQ is a log for operators: kept 14 days, not compacted.
+WEEK_MS = str(7 * 24 * 3600 * 1000)
+TOPICS: dict[str, tuple[int, dict[str, str]]] = {
+    "cdc_topic": (3, {"cleanup.policy": "compact", "delete.retention.ms": WEEK_MS,
+                      "min.compaction.lag.ms": str(3600 * 1000)}),
+    "predictions_topic": (3, {"cleanup.policy": "compact", "delete.retention.ms": WEEK_MS}),
+    "dlq_topic": (1, {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}),
+}
 
 
 def new_cluster_id() -> str:
@@ -36,21 +52,34 @@ def format_storage(settings: StackSettings) -> bool:
 
 
 def ensure_topics(settings: StackSettings) -> list[str]:
-    """Create the CDC, prediction and DLQ topics when missing; returns those created."""
+    """Create the pipeline's topics when missing, and give every one its configs (also
+    to a topic that exists already); returns those created."""
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(getattr(settings.kafka, field), num_partitions=count, replication_factor=1)
-              for field, count in TOPIC_PARTITIONS.items()]
-    missing = [topic for topic in wanted if topic.topic not in existing]
-    if not missing:
-        return []
-    for topic, future in admin.create_topics(missing).items():
+    wanted = {getattr(settings.kafka, field): spec for field, spec in TOPICS.items()}
+    missing = [NewTopic(name, num_partitions=count, replication_factor=1, config=config)
+               for name, (count, config) in wanted.items() if name not in existing]
+    for topic, future in (admin.create_topics(missing).items() if missing else []):
         try:
             future.result()
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    present = [ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        for key, value in config.items()]) for name, (_count, config) in wanted.items()
+        if name in existing]
+    for future in (admin.incremental_alter_configs(present).values() if present else []):
+        future.result()
     return [topic.topic for topic in missing]
+
+
+def topic_configs(settings: StackSettings, name: str) -> dict[str, str]:
+    """The broker's view of one topic's configs (for `make status` and the tests)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    entries = admin.describe_configs([resource])[resource].result()
+    return {key: entry.value for key, entry in entries.items()}
 
 
 def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:

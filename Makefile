@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test lint deploy-model rescore
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test lint deploy-model rescore reconcile chaos
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ migrate: ## apply the Alembic migrations (alembic upgrade head)
 
 deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNNING
 	@$(PY) -m stack deploy-connectors
+
+reconcile: ## re-send listings that have no prediction of their latest state; print them
+	@$(PY) -m stack reconcile
 
 TOPIC ?= $(CDC_TOPIC)
 SINK_DLQ_TOPIC ?= car_price_predictions.sink.dlq
@@ -87,6 +90,12 @@ bench-model: ## latency and throughput of the running BentoML service
 
 test: up ## start what the tests need, then run the whole test suite
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+CHAOS_LISTINGS ?= 20000
+chaos: up ## the fault matrix (tests/faults) with a larger load; prints fault, listings, lost, stale, seconds
+	@rm -f test-artifacts/chaos.jsonl
+	@FAULT_LISTINGS=$(CHAOS_LISTINGS) $(PY) -m pytest tests/faults -p no:cacheprovider -q || true
+	@$(PY) -m stack chaos-table test-artifacts/chaos.jsonl
 
 lint: ## ruff
 	@.venv/bin/ruff check stack migrations transformer model tests

@@ -7,12 +7,14 @@ running, and waits until every component answers.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from stack import connectors, demo, kafka, postgres, readiness, rescore
+from stack.reconcile import reconcile as reconcile_listings
 from stack.render import render_configs
 from stack.settings import REPO_ROOT, StackSettings
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
@@ -131,6 +133,27 @@ def status(settings: StackSettings) -> int:
             print(state.line())
         if not states:
             print("no connectors deployed — `make deploy-connectors`")
+    if readiness.postgres_ready(settings) is None:
+        print(postgres.slot_line(settings))
+    return 0
+
+
+def chaos_table(_settings: StackSettings, results: Path) -> int:
+    """Print the fault matrix's results (one JSON line per fault, written by tests/faults)."""
+    rows = [json.loads(line) for line in results.read_text().splitlines()] \
+        if results.exists() else []
+    print(f"{'fault':<32} {'listings':>8} {'lost':>6} {'stale':>6} {'back':>6} {'recover s':>9}")
+    for row in rows:
+        print(f"{row['fault']:<32} {row['listings']:>8} {row['lost']:>6} {row['stale']:>6} "
+              f"{row['resurrected']:>6} {row['recover_s']:>9}")
+    return 0 if rows and all(r["lost"] == r["stale"] == r["resurrected"] == 0 for r in rows) \
+        else 1
+
+
+def reconcile(settings: StackSettings) -> int:
+    ids = reconcile_listings(settings, grace_s=0)
+    say(f"re-sent {len(ids)} listings without a prediction of their latest state"
+        + (f": {ids[:20]}{' …' if len(ids) > 20 else ''}" if ids else ""))
     return 0
 
 
@@ -180,12 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, run in {"up": up, "down": down, "status": status, "urls": urls,
-                      "demo": demo.run, "create-topics": create_topics}.items():
+                      "demo": demo.run, "create-topics": create_topics,
+                      "reconcile": reconcile}.items():
         commands.add_parser(name).set_defaults(run=run)
     deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")
     deploy.add_argument("--connectors-dir", dest="directory", type=Path,
                         default=connectors.CONNECTORS_DIR, help="folder of connector JSON files")
     deploy.set_defaults(run=deploy_connectors)
+    table = commands.add_parser("chaos-table", help="print the fault matrix results")
+    table.add_argument("results", type=Path)
+    table.set_defaults(run=chaos_table)
     restart_one = commands.add_parser("restart", help="restart one supervisor program")
     restart_one.add_argument("program")
     restart_one.set_defaults(run=restart)

@@ -18,9 +18,19 @@ from confluent_kafka.admin import (
 
 from stack.settings import StackSettings
 
-# partitions per topic: the CDC and prediction topics are keyed by listing id
-TOPIC_PARTITIONS = {"cdc_topic": 3, "predictions_topic": 3, "dlq_topic": 1,
-                    "sink_dlq_topic": 1}
+# Each topic of the pipeline: settings field -> (partitions, topic configs). The CDC and
+# prediction topics are keyed by listing id, so compaction keeps the newest record of
+# every listing for ever (a rebuild re-reads them: one state per listing, deletes as
+# tombstones kept for a week). The DLQs are logs for operators: kept 14 days.
+WEEK_MS = str(7 * 24 * 3600 * 1000)
+DLQ = {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}
+TOPICS: dict[str, tuple[int, dict[str, str]]] = {
+    "cdc_topic": (3, {"cleanup.policy": "compact", "delete.retention.ms": WEEK_MS,
+                      "min.compaction.lag.ms": str(3600 * 1000)}),
+    "predictions_topic": (3, {"cleanup.policy": "compact", "delete.retention.ms": WEEK_MS}),
+    "dlq_topic": (1, DLQ),
+    "sink_dlq_topic": (1, DLQ),
+}
 
 
 def new_cluster_id() -> str:
@@ -50,28 +60,35 @@ def topic_configs(settings: StackSettings) -> dict[str, str]:
 
 
 def ensure_topics(settings: StackSettings) -> list[str]:
-    """Create the CDC, prediction and both DLQ topics when missing, and set their configs
-    on the existing ones; returns the topics created."""
+    """Create the pipeline's topics when missing, and give every one its configs (also
+    to a topic that exists already); returns those created."""
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     existing = set(admin.list_topics(timeout=10).topics)
-    configs = topic_configs(settings)
-    wanted = [NewTopic(getattr(settings.kafka, field), num_partitions=count, replication_factor=1,
-                       config=configs)
-              for field, count in TOPIC_PARTITIONS.items()]
-    missing = [topic for topic in wanted if topic.topic not in existing]
-    for topic, future in (admin.create_topics(missing).items() if missing else ()):
+    wanted = {getattr(settings.kafka, field): (count, {**config, **topic_configs(settings)})
+              for field, (count, config) in TOPICS.items()}
+    missing = [NewTopic(name, num_partitions=count, replication_factor=1, config=config)
+               for name, (count, config) in wanted.items() if name not in existing]
+    for topic, future in (admin.create_topics(missing).items() if missing else []):
         try:
             future.result()
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
-    entries = [ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
-               for name, value in configs.items()]
-    resources = [ConfigResource(ResourceType.TOPIC, topic.topic, incremental_configs=entries)
-                 for topic in wanted if topic.topic in existing]
-    for future in (admin.incremental_alter_configs(resources).values() if resources else ()):
+    present = [ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        for key, value in config.items()]) for name, (_count, config) in wanted.items()
+        if name in existing]
+    for future in (admin.incremental_alter_configs(present).values() if present else []):
         future.result()
     return [topic.topic for topic in missing]
+
+
+def describe_topic(settings: StackSettings, name: str) -> dict[str, str]:
+    """The broker's view of one topic's configs (for `make status` and the tests)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    entries = admin.describe_configs([resource])[resource].result()
+    return {key: entry.value for key, entry in entries.items()}
 
 
 def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:

@@ -96,6 +96,12 @@ class Supervisor:
     def stop_program(self, name: str) -> None:
         self._rpc.supervisor.stopProcess(name)
 
+    def stop_program_if_running(self, name: str) -> None:
+        """Stop it in whatever live state it is (e.g. restarting after a crash)."""
+        if self._rpc.supervisor.getProcessInfo(name)["statename"] in {
+                "RUNNING", "STARTING", "BACKOFF"}:
+            self._rpc.supervisor.stopProcess(name)
+
     def start_program(self, name: str) -> None:
         self._rpc.supervisor.startProcess(name)
 

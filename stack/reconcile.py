@@ -1,0 +1,43 @@
+"""Safety net for at-least-once: find listings whose latest state has no prediction and
+send them through the pipeline again.
+
+A listing is *unanswered* when it has no row in `tbl_price_prediction`, or the row answers
+an older state (its source commit is before the listing's `updated_at`), and the change is
+older than a grace period (so what is merely in flight is left alone). "Sending again" is a
+no-op UPDATE: the `updated_at` trigger stamps the row, Debezium captures a new change, and
+the normal pipeline prices it; the newest state wins as for any edit.
+
+Debezium's `source.ts_ms` is in milliseconds, `updated_at` in microseconds: compare at
+millisecond precision, or a fresh prediction would look older than its own listing.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from stack.settings import StackSettings
+
+UNANSWERED = """
+    SELECT c.id FROM tbl_car_price c
+    LEFT JOIN tbl_price_prediction p ON p.car_id = c.id
+    WHERE c.updated_at < now() - make_interval(secs => %(grace_s)s)
+      AND (p.car_id IS NULL OR p.source_committed_at IS NULL
+           OR p.source_committed_at < date_trunc('milliseconds', c.updated_at))
+    ORDER BY c.id LIMIT %(limit)s
+"""
+RESEND = "UPDATE tbl_car_price SET updated_at = now() WHERE id = ANY(%(ids)s)"
+
+
+def unanswered(conn: psycopg.Connection, grace_s: float, limit: int = 50_000) -> list[int]:
+    return [row[0] for row in conn.execute(UNANSWERED, {"grace_s": grace_s, "limit": limit})]
+
+
+def reconcile(settings: StackSettings, grace_s: float = 60.0) -> list[int]:
+    """Re-send every unanswered listing (as the app role: it edits listings, reads
+    predictions, nothing more); returns their ids."""
+    pg = settings.postgres
+    with psycopg.connect(pg.dsn(pg.app_db_user, pg.app_db_password), connect_timeout=5) as conn:
+        ids = unanswered(conn, grace_s)
+        if ids:
+            conn.execute(RESEND, {"ids": ids})
+    return ids

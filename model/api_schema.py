@@ -27,8 +27,7 @@ StrictFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 def _text(column: str) -> Any:
-    return Annotated[str, Field(min_length=1, max_length=rules.TEXT_MAX_CHARS[column],
-                                strict=True)]
+    return Annotated[str, Field(min_length=1, max_length=rules.TEXT_MAX_CHARS[column], strict=True)]
 
 
 def _number(column: str) -> Any:
@@ -123,6 +122,7 @@ class SeedRequest(BaseModel):
     tax: SeedColumn | None = None
     mpg: SeedColumn | None = None
     price: SeedColumn | None = None
+
 
 #: Seed-project request: CSV column names; `model` may carry the leading space.
 SEED_TO_LISTING: dict[str, str] = {

@@ -38,9 +38,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": f"request body larger than {self.max_bytes} bytes"}
-        ).encode()
+        body = json.dumps({"error": f"request body larger than {self.max_bytes} bytes"}).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -68,8 +68,10 @@ def check_quality(candidate: ModelFacts, serving: ModelFacts, force: bool) -> st
             return verdict + " (forced)"
         raise DeployRefused(verdict + "; FORCE=1 deploys anyway")
     change = candidate.mae / serving.mae - 1
-    verdict = (f"holdout MAE {candidate.mae:,.1f} vs {serving.mae:,.1f} serving "
-               f"({change:+.1%}, limit +{MAX_MAE_REGRESSION:.0%})")
+    verdict = (
+        f"holdout MAE {candidate.mae:,.1f} vs {serving.mae:,.1f} serving "
+        f"({change:+.1%}, limit +{MAX_MAE_REGRESSION:.0%})"
+    )
     if candidate.data_sha256 != serving.data_sha256:
         verdict += "; note: trained on different data, so the holdouts differ"
     if candidate.mae > serving.mae * (1 + MAX_MAE_REGRESSION):
@@ -86,8 +88,9 @@ def wait_until_serving(base_url: str, tag: str, timeout: float = SWITCH_TIMEOUT_
         if serving_info(base_url)["model_version"] == tag:
             return time.monotonic() - started
         time.sleep(0.2)
-    raise TimeoutError(f"the service still does not serve {tag} after {timeout:.0f}s "
-                       "(see .state/logs/bentoml.log)")
+    raise TimeoutError(
+        f"the service still does not serve {tag} after {timeout:.0f}s (see .state/logs/bentoml.log)"
+    )
 
 
 def deploy(tag: str | None, force: bool, base_url: str) -> str:
@@ -96,8 +99,11 @@ def deploy(tag: str | None, force: bool, base_url: str) -> str:
         raise DeployRefused(f"${MODEL_TAG_ENV_VAR} pins the service's model; unset it first")
     candidate = stored_facts(tag)
     current = serving_info(base_url)
-    serving = ModelFacts(current["model_version"], current["metrics"].get("mae"),
-                         current["metrics"].get("data_sha256"))
+    serving = ModelFacts(
+        current["model_version"],
+        current["metrics"].get("mae"),
+        current["metrics"].get("data_sha256"),
+    )
     if candidate.tag == serving.tag:
         write_deployed_tag(candidate.tag)  # make the choice durable across restarts
         print(f"{candidate.tag} is already serving")
@@ -115,13 +121,20 @@ def deploy(tag: str | None, force: bool, base_url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.deploy",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m model.deploy", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--tag", help=f"{MODEL_NAME}:<version> (default: the newest)")
-    parser.add_argument("--force", action="store_true",
-                        help=f"deploy even if the holdout MAE is > {MAX_MAE_REGRESSION:.0%} worse")
-    parser.add_argument("--url", default=ServiceSettings().bentoml_url,
-                        help="the running service (default: from .env)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"deploy even if the holdout MAE is > {MAX_MAE_REGRESSION:.0%} worse",
+    )
+    parser.add_argument(
+        "--url",
+        default=ServiceSettings().bentoml_url,
+        help="the running service (default: from .env)",
+    )
     args = parser.parse_args(argv)
     try:
         deploy(args.tag or None, args.force, args.url)

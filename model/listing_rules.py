@@ -31,8 +31,10 @@ TRANSMISSIONS = ("Manual", "Automatic", "Semi-Auto", "Other")
 FUEL_TYPES = ("Petrol", "Diesel", "Hybrid", "Electric", "Other")
 #: Every character Python's `str.isspace()` is true for: text made only of these is blank,
 #: on both sides (Postgres' own `\s` class depends on the locale, so it is spelled out).
-WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
-              "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,12 @@ def _range_rule(column: str, bounds: Range) -> Rule:
     low_op = ">=" if bounds.low_inclusive else ">"
     low_word = "" if bounds.low_inclusive else "over_"
     low, high = _sql_number(bounds.low), _sql_number(bounds.high)
-    return Rule(f"{TABLE}_{column}_{low_word}{low}_to_{high}", column,
-                f"{column} {low_op} {low} AND {column} <= {high}",
-                f"{column} is {bounds.words()}")
+    return Rule(
+        f"{TABLE}_{column}_{low_word}{low}_to_{high}",
+        column,
+        f"{column} {low_op} {low} AND {column} <= {high}",
+        f"{column} is {bounds.words()}",
+    )
 
 
 def _not_blank_pattern() -> str:
@@ -104,20 +109,31 @@ def _not_blank_pattern() -> str:
 
 def _one_of(column: str, values: tuple[str, ...]) -> Rule:
     listed = ", ".join(f"'{value}'" for value in values)
-    return Rule(f"{TABLE}_{column}_known", column, f"{column} IN ({listed})",
-                f"{column} is one of {', '.join(values)}")
+    return Rule(
+        f"{TABLE}_{column}_known",
+        column,
+        f"{column} IN ({listed})",
+        f"{column} is one of {', '.join(values)}",
+    )
 
 
 def table_rules() -> tuple[Rule, ...]:
     """Every CHECK constraint of `tbl_car_price`, in column order."""
     rules = [
-        Rule(f"{TABLE}_model_not_blank", "model", f"model ~ '{_not_blank_pattern()}'",
-             "model has a character that is not whitespace "
-             "(tabs, newlines, no-break spaces count as blank)"),
-        Rule(f"{TABLE}_year_{MIN_YEAR}_to_next_year", "year",
-             f"year >= {MIN_YEAR} AND "
-             "year <= extract(year FROM now() AT TIME ZONE 'UTC')::integer + 1",
-             f"year is from {MIN_YEAR} to next year (UTC)"),
+        Rule(
+            f"{TABLE}_model_not_blank",
+            "model",
+            f"model ~ '{_not_blank_pattern()}'",
+            "model has a character that is not whitespace "
+            "(tabs, newlines, no-break spaces count as blank)",
+        ),
+        Rule(
+            f"{TABLE}_year_{MIN_YEAR}_to_next_year",
+            "year",
+            f"year >= {MIN_YEAR} AND "
+            "year <= extract(year FROM now() AT TIME ZONE 'UTC')::integer + 1",
+            f"year is from {MIN_YEAR} to next year (UTC)",
+        ),
         _range_rule("price", RANGES["price"]),
         _one_of("transmission", TRANSMISSIONS),
         _range_rule("mileage", RANGES["mileage"]),
@@ -127,7 +143,12 @@ def table_rules() -> tuple[Rule, ...]:
         _range_rule("engine_size", RANGES["engine_size"]),
     ]
     for column, limit in TEXT_MAX_CHARS.items():
-        rules.append(Rule(f"{TABLE}_{column}_at_most_{limit}_chars", column,
-                          f"char_length({column}) <= {limit}",
-                          f"{column} has at most {limit} characters"))
+        rules.append(
+            Rule(
+                f"{TABLE}_{column}_at_most_{limit}_chars",
+                column,
+                f"char_length({column}) <= {limit}",
+                f"{column} has at most {limit} characters",
+            )
+        )
     return tuple(rules)

@@ -71,21 +71,32 @@ def ford_csv_path(settings: StackSettings) -> Path:
 def ensure_model(settings: StackSettings) -> int:
     """Train once when the BentoML store has no model, so BentoML can start."""
     env = stack_environment(settings)
-    found = subprocess.run([str(VENV_BIN / "bentoml"), "models", "get", f"{MODEL_NAME}:latest"],
-                           env=env, capture_output=True, text=True)
+    found = subprocess.run(
+        [str(VENV_BIN / "bentoml"), "models", "get", f"{MODEL_NAME}:latest"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if found.returncode == 0:
         return 0
     data = ford_csv_path(settings)
     if not data.exists():
-        say(f"no model in the BentoML store and no data at {data}: get ford.csv "
-            "(README, 'Get the data') and set FORD_CSV in .env")
+        say(
+            f"no model in the BentoML store and no data at {data}: get ford.csv "
+            "(README, 'Get the data') and set FORD_CSV in .env"
+        )
         return 1
     say(f"no model in the BentoML store ({env['BENTOML_HOME']}): training on {data}")
-    trained = subprocess.run([sys.executable, "-m", "model.train", "--data", str(data)],
-                             env=env, cwd=REPO_ROOT).returncode
+    trained = subprocess.run(
+        [sys.executable, "-m", "model.train", "--data", str(data)], env=env, cwd=REPO_ROOT
+    ).returncode
     if trained == 0:  # the first model is deployed; later ones by `make deploy-model`
-        subprocess.run([sys.executable, "-m", "model.store", "--deploy-newest"], env=env,
-                       cwd=REPO_ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "model.store", "--deploy-newest"],
+            env=env,
+            cwd=REPO_ROOT,
+            check=True,
+        )
     return trained
 
 
@@ -115,13 +126,17 @@ def status(settings: StackSettings) -> int:
         say("stack is down (supervisord not running) — `make up` starts it")
         return 3
     order = list(readiness.CHECKS)
-    processes = sorted(supervisor.processes(),
-                       key=lambda p: order.index(p.name) if p.name in order else len(order))
+    processes = sorted(
+        supervisor.processes(), key=lambda p: order.index(p.name) if p.name in order else len(order)
+    )
     for process in processes:
         check = readiness.CHECKS.get(process.name)
         reason = check(settings) if check and process.state == "RUNNING" else None
-        health = "" if check is None or process.state != "RUNNING" else \
-            ("ready" if reason is None else f"not ready: {reason}")
+        health = (
+            ""
+            if check is None or process.state != "RUNNING"
+            else ("ready" if reason is None else f"not ready: {reason}")
+        )
         if process.name == "transformer" and process.state == "RUNNING":
             health += f", lag {_transformer_lag(settings)}"
         if process.name == "bentoml" and reason is None and process.state == "RUNNING":
@@ -140,20 +155,24 @@ def status(settings: StackSettings) -> int:
 
 def chaos_table(_settings: StackSettings, results: Path) -> int:
     """Print the fault matrix's results (one JSON line per fault, written by tests/faults)."""
-    rows = [json.loads(line) for line in results.read_text().splitlines()] \
-        if results.exists() else []
+    rows = (
+        [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    )
     print(f"{'fault':<32} {'listings':>8} {'lost':>6} {'stale':>6} {'back':>6} {'recover s':>9}")
     for row in rows:
-        print(f"{row['fault']:<32} {row['listings']:>8} {row['lost']:>6} {row['stale']:>6} "
-              f"{row['resurrected']:>6} {row['recover_s']:>9}")
-    return 0 if rows and all(r["lost"] == r["stale"] == r["resurrected"] == 0 for r in rows) \
-        else 1
+        print(
+            f"{row['fault']:<32} {row['listings']:>8} {row['lost']:>6} {row['stale']:>6} "
+            f"{row['resurrected']:>6} {row['recover_s']:>9}"
+        )
+    return 0 if rows and all(r["lost"] == r["stale"] == r["resurrected"] == 0 for r in rows) else 1
 
 
 def reconcile(settings: StackSettings) -> int:
     ids = reconcile_listings(settings, grace_s=0)
-    say(f"re-sent {len(ids)} listings without a prediction of their latest state"
-        + (f": {ids[:20]}{' …' if len(ids) > 20 else ''}" if ids else ""))
+    say(
+        f"re-sent {len(ids)} listings without a prediction of their latest state"
+        + (f": {ids[:20]}{' …' if len(ids) > 20 else ''}" if ids else "")
+    )
     return 0
 
 
@@ -202,13 +221,24 @@ def restart(settings: StackSettings, program: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, run in {"up": up, "down": down, "status": status, "urls": urls,
-                      "demo": demo.run, "create-topics": create_topics,
-                      "reconcile": reconcile}.items():
+    for name, run in {
+        "up": up,
+        "down": down,
+        "status": status,
+        "urls": urls,
+        "demo": demo.run,
+        "create-topics": create_topics,
+        "reconcile": reconcile,
+    }.items():
         commands.add_parser(name).set_defaults(run=run)
     deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")
-    deploy.add_argument("--connectors-dir", dest="directory", type=Path,
-                        default=connectors.CONNECTORS_DIR, help="folder of connector JSON files")
+    deploy.add_argument(
+        "--connectors-dir",
+        dest="directory",
+        type=Path,
+        default=connectors.CONNECTORS_DIR,
+        help="folder of connector JSON files",
+    )
     deploy.set_defaults(run=deploy_connectors)
     table = commands.add_parser("chaos-table", help="print the fault matrix results")
     table.add_argument("results", type=Path)

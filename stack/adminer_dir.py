@@ -20,8 +20,12 @@ ROUTER = Path(__file__).parent / "adminer" / "router.php"
 
 
 def _user_can_enter(user: str, folder: Path) -> bool:
-    return subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(folder)],
-                          check=False).returncode == 0
+    return (
+        subprocess.run(
+            ["runuser", "-u", user, "--", "test", "-x", str(folder)], check=False
+        ).returncode
+        == 0
+    )
 
 
 def prepare(settings: StackSettings) -> Path:

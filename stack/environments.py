@@ -29,8 +29,15 @@ OS_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER
 
 # The only names Connect's EnvVarConfigProvider may resolve (connectors/*.json use them);
 # the same tuple fills its environment and the provider's allowlist pattern.
-CONNECT_ENV = ("PG_HOST", "PG_PORT", "PG_DATABASE",
-               "CDC_DB_USER", "CDC_DB_PASSWORD", "SINK_DB_USER", "SINK_DB_PASSWORD")
+CONNECT_ENV = (
+    "PG_HOST",
+    "PG_PORT",
+    "PG_DATABASE",
+    "CDC_DB_USER",
+    "CDC_DB_PASSWORD",
+    "SINK_DB_USER",
+    "SINK_DB_PASSWORD",
+)
 
 # Names a program reads besides its settings class, passed on by prefix so a new
 # setting (say librdkafka security options for the transformer) needs no change here.
@@ -43,8 +50,9 @@ LAUNCHED = ("connect", "bentoml", "transformer")
 
 def configured() -> dict[str, str]:
     """`.env` overridden by the caller's environment: every setting the user made."""
-    dotenv = {key: value for key, value in dotenv_values(REPO_ROOT / ".env").items()
-              if value is not None}
+    dotenv = {
+        key: value for key, value in dotenv_values(REPO_ROOT / ".env").items() if value is not None
+    }
     return {**dotenv, **os.environ}
 
 
@@ -55,33 +63,34 @@ def _pick(source: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
 def supervisord_environment(settings: StackSettings) -> dict[str, str]:
     """What supervisord (and the programs that inherit it) sees: no secret."""
     env = _pick(os.environ, OS_BASICS)
-    env.update({
-        "STACK_STATE_DIR": str(settings.state_dir),
-        "STACK_ENV_DIR": str(settings.env_dir),
-        "STACK_JVM_DIR": str(settings.jvm_dir),
-        "STACK_PG_BINDIR": str(find_bindir()),
-        "STACK_PG_OS_USER": settings.server_os_user,
-        "STACK_PG_DIR": str(settings.pg_dir),
-        "STACK_ADMINER_OS_USER": settings.adminer_run_user,
-        "STACK_ADMINER_DIR": str(settings.adminer_dir),
-        "STACK_VENV_BIN": str(VENV_BIN),
-        "STACK_REPO_ROOT": str(REPO_ROOT),
-        "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
-        "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
-        "PG_HOST": settings.postgres.pg_host,
-        "PG_PORT": str(settings.postgres.pg_port),
-        "BENTOML_HOST": settings.services.bentoml_host,
-        "BENTOML_PORT": str(settings.services.bentoml_port),
-        "ADMINER_HOST": settings.services.adminer_host,
-        "ADMINER_PORT": str(settings.services.adminer_port),
-    })
+    env.update(
+        {
+            "STACK_STATE_DIR": str(settings.state_dir),
+            "STACK_ENV_DIR": str(settings.env_dir),
+            "STACK_JVM_DIR": str(settings.jvm_dir),
+            "STACK_PG_BINDIR": str(find_bindir()),
+            "STACK_PG_OS_USER": settings.server_os_user,
+            "STACK_PG_DIR": str(settings.pg_dir),
+            "STACK_ADMINER_OS_USER": settings.adminer_run_user,
+            "STACK_ADMINER_DIR": str(settings.adminer_dir),
+            "STACK_VENV_BIN": str(VENV_BIN),
+            "STACK_REPO_ROOT": str(REPO_ROOT),
+            "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
+            "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
+            "PG_HOST": settings.postgres.pg_host,
+            "PG_PORT": str(settings.postgres.pg_port),
+            "BENTOML_HOST": settings.services.bentoml_host,
+            "BENTOML_PORT": str(settings.services.bentoml_port),
+            "ADMINER_HOST": settings.services.adminer_host,
+            "ADMINER_PORT": str(settings.services.adminer_port),
+        }
+    )
     return env
 
 
 def _settings_env_names(cls: type) -> list[str]:
     """The env names a pydantic-settings class reads (its aliases, else its field names)."""
-    return [str(field.validation_alias or name).upper()
-            for name, field in cls.model_fields.items()]
+    return [str(field.validation_alias or name).upper() for name, field in cls.model_fields.items()]
 
 
 def program_environment(settings: StackSettings, program: str) -> dict[str, str]:
@@ -90,20 +99,38 @@ def program_environment(settings: StackSettings, program: str) -> dict[str, str]
     env = _pick(os.environ, OS_BASICS)
     if program == "connect":
         pg = settings.postgres
-        env.update(zip(CONNECT_ENV, (
-            pg.pg_host, str(pg.pg_port), pg.pg_database, pg.cdc_db_user, pg.cdc_db_password,
-            pg.sink_db_user, pg.sink_db_password), strict=True))
+        env.update(
+            zip(
+                CONNECT_ENV,
+                (
+                    pg.pg_host,
+                    str(pg.pg_port),
+                    pg.pg_database,
+                    pg.cdc_db_user,
+                    pg.cdc_db_password,
+                    pg.sink_db_user,
+                    pg.sink_db_password,
+                ),
+                strict=True,
+            )
+        )
         return env
     if program == "transformer":
         from transformer.settings import Settings as TransformerSettings
+
         env.update(_pick(source, _settings_env_names(TransformerSettings)))
     if program == "bentoml":
-        env.update({"BENTOML_HOME": source.get("BENTOML_HOME", str(settings.bentoml_home)),
-                    "BENTOML_HOST": settings.services.bentoml_host,
-                    "BENTOML_PORT": str(settings.services.bentoml_port)})
+        env.update(
+            {
+                "BENTOML_HOME": source.get("BENTOML_HOME", str(settings.bentoml_home)),
+                "BENTOML_HOST": settings.services.bentoml_host,
+                "BENTOML_PORT": str(settings.services.bentoml_port),
+            }
+        )
     prefixes = PREFIXES[program]
-    env.update({key: value for key, value in source.items()
-                if key.startswith(prefixes) and key not in env})
+    env.update(
+        {key: value for key, value in source.items() if key.startswith(prefixes) and key not in env}
+    )
     return env
 
 

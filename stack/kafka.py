@@ -25,8 +25,14 @@ from stack.settings import StackSettings
 WEEK_MS = str(7 * 24 * 3600 * 1000)
 DLQ = {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}
 TOPICS: dict[str, tuple[int, dict[str, str]]] = {
-    "cdc_topic": (3, {"cleanup.policy": "compact", "delete.retention.ms": WEEK_MS,
-                      "min.compaction.lag.ms": str(3600 * 1000)}),
+    "cdc_topic": (
+        3,
+        {
+            "cleanup.policy": "compact",
+            "delete.retention.ms": WEEK_MS,
+            "min.compaction.lag.ms": str(3600 * 1000),
+        },
+    ),
     "predictions_topic": (3, {"cleanup.policy": "compact", "delete.retention.ms": WEEK_MS}),
     "dlq_topic": (1, DLQ),
     "sink_dlq_topic": (1, DLQ),
@@ -44,12 +50,22 @@ def format_storage(settings: StackSettings) -> bool:
         return False
     settings.kafka_data_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["java", "-cp", f"{settings.jvm_dir}/kafka/libs/*",
-         f"-Dlog4j2.configurationFile={settings.conf_dir / 'log4j2.properties'}",
-         "kafka.tools.StorageTool", "format", "--ignore-formatted",
-         "--cluster-id", new_cluster_id(),
-         "--config", str(settings.conf_dir / "server.properties")],
-        check=True, stdout=subprocess.DEVNULL)
+        [
+            "java",
+            "-cp",
+            f"{settings.jvm_dir}/kafka/libs/*",
+            f"-Dlog4j2.configurationFile={settings.conf_dir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool",
+            "format",
+            "--ignore-formatted",
+            "--cluster-id",
+            new_cluster_id(),
+            "--config",
+            str(settings.conf_dir / "server.properties"),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return True
 
 
@@ -64,21 +80,34 @@ def ensure_topics(settings: StackSettings) -> list[str]:
     to a topic that exists already); returns those created."""
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = {getattr(settings.kafka, field): (count, {**config, **topic_configs(settings)})
-              for field, (count, config) in TOPICS.items()}
-    missing = [NewTopic(name, num_partitions=count, replication_factor=1, config=config)
-               for name, (count, config) in wanted.items() if name not in existing]
-    for topic, future in (admin.create_topics(missing).items() if missing else []):
+    wanted = {
+        getattr(settings.kafka, field): (count, {**config, **topic_configs(settings)})
+        for field, (count, config) in TOPICS.items()
+    }
+    missing = [
+        NewTopic(name, num_partitions=count, replication_factor=1, config=config)
+        for name, (count, config) in wanted.items()
+        if name not in existing
+    ]
+    for topic, future in admin.create_topics(missing).items() if missing else []:
         try:
             future.result()
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
-    present = [ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
-        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
-        for key, value in config.items()]) for name, (_count, config) in wanted.items()
-        if name in existing]
-    for future in (admin.incremental_alter_configs(present).values() if present else []):
+    present = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in config.items()
+            ],
+        )
+        for name, (_count, config) in wanted.items()
+        if name in existing
+    ]
+    for future in admin.incremental_alter_configs(present).values() if present else []:
         future.result()
     return [topic.topic for topic in missing]
 
@@ -93,8 +122,13 @@ def describe_topic(settings: StackSettings, name: str) -> dict[str, str]:
 
 def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:
     """Messages on `topic` not yet committed by `group_id` (None: group has no commits)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                         "group.id": group_id, "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=5)

@@ -29,8 +29,10 @@ def with_new_passwords(example: str) -> tuple[str, list[str]]:
         return f"{match['key']}={secrets.token_urlsafe(24)}"
 
     text = PASSWORD_LINE.sub(replace, example)
-    return "# Created by stack/new_env.py from .env.example; the passwords are random.\n" \
-        + text, keys
+    return (
+        "# Created by stack/new_env.py from .env.example; the passwords are random.\n" + text,
+        keys,
+    )
 
 
 def create(env: Path, example: Path) -> list[str] | None:
@@ -54,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     if keys is None:
         print(f"{args.env} exists: left as it is", file=sys.stderr)
         return 0
-    print(f"created {args.env} (mode 0600) from {args.example.name} with new random "
-          f"{', '.join(keys)}; they stay in that file, keep it private", file=sys.stderr)
+    print(
+        f"created {args.env} (mode 0600) from {args.example.name} with new random "
+        f"{', '.join(keys)}; they stay in that file, keep it private",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -44,8 +44,14 @@ def extra_worker_properties(env: dict[str, str]) -> str:
     for key in sorted(env):
         if not key.startswith("CONNECT_") or key in STACK_CONNECT_SETTINGS:
             continue
-        name = key.removeprefix("CONNECT_").lower().replace("___", "-") \
-            .replace("__", "\0").replace("_", ".").replace("\0", "_")
+        name = (
+            key.removeprefix("CONNECT_")
+            .lower()
+            .replace("___", "-")
+            .replace("__", "\0")
+            .replace("_", ".")
+            .replace("\0", "_")
+        )
         value = env[key].replace("\\", "\\\\").replace("\n", "\\n")
         lines.append(f"{name}={value}")
     header = "# from CONNECT_* settings (.env or the environment)\n" if lines else ""

@@ -41,7 +41,8 @@ def progress(db: psycopg.Connection, version: str) -> tuple[int, int]:
     done, total = db.execute(
         "SELECT count(*) FILTER (WHERE p.model_version = %s), count(*) "
         "FROM tbl_car_price c LEFT JOIN tbl_price_prediction p ON p.car_id = c.id",
-        (version,)).fetchone()
+        (version,),
+    ).fetchone()
     return done, total
 
 
@@ -49,7 +50,8 @@ def stragglers(db: psycopg.Connection, version: str, limit: int = 20) -> list[in
     rows = db.execute(
         "SELECT c.id FROM tbl_car_price c LEFT JOIN tbl_price_prediction p ON p.car_id = c.id "
         "WHERE p.model_version IS DISTINCT FROM %s ORDER BY c.id LIMIT %s",
-        (version, limit)).fetchall()
+        (version, limit),
+    ).fetchall()
     return [row[0] for row in rows]
 
 
@@ -57,8 +59,10 @@ def request_snapshot(db: psycopg.Connection) -> str:
     """Insert the incremental snapshot signal; returns its id."""
     signal_id = f"rescore-{uuid.uuid4()}"
     data = {"data-collections": [LISTINGS_TABLE], "type": "incremental"}
-    db.execute(f"INSERT INTO {SIGNAL_TABLE} (id, type, data) VALUES (%s, 'execute-snapshot', %s)",
-               (signal_id, json.dumps(data)))
+    db.execute(
+        f"INSERT INTO {SIGNAL_TABLE} (id, type, data) VALUES (%s, 'execute-snapshot', %s)",
+        (signal_id, json.dumps(data)),
+    )
     return signal_id
 
 
@@ -70,9 +74,12 @@ def rescore(settings: StackSettings, stall_timeout: float, interval: float = 2.0
             print(f"every listing ({total:,}) is already priced by {version}")
             return 0
         signal_id = request_snapshot(db)
-        print(f"asked Debezium for an incremental snapshot of {LISTINGS_TABLE} "
-              f"(signal {signal_id}); re-pricing {total - done:,} of {total:,} listings "
-              f"with {version}", flush=True)
+        print(
+            f"asked Debezium for an incremental snapshot of {LISTINGS_TABLE} "
+            f"(signal {signal_id}); re-pricing {total - done:,} of {total:,} listings "
+            f"with {version}",
+            flush=True,
+        )
         started = last_move = time.monotonic()
         while done < total:
             time.sleep(interval)
@@ -81,22 +88,33 @@ def rescore(settings: StackSettings, stall_timeout: float, interval: float = 2.0
             now = time.monotonic()
             if done != before:
                 last_move = now
-            print(f"  {done:,} / {total:,} listings on {version} "
-                  f"({done / max(total, 1):.0%}, {now - started:.0f}s)", flush=True)
+            print(
+                f"  {done:,} / {total:,} listings on {version} "
+                f"({done / max(total, 1):.0%}, {now - started:.0f}s)",
+                flush=True,
+            )
             if now - last_move > stall_timeout:
-                print(f"no progress for {stall_timeout:.0f}s; listings not on {version} "
-                      f"(first ids): {stragglers(db, version)} - the model may refuse them, "
-                      "see `make watch TOPIC=car_price_predictions.dlq`", file=sys.stderr)
+                print(
+                    f"no progress for {stall_timeout:.0f}s; listings not on {version} "
+                    f"(first ids): {stragglers(db, version)} - the model may refuse them, "
+                    "see `make watch TOPIC=car_price_predictions.dlq`",
+                    file=sys.stderr,
+                )
                 return 1
     print(f"done: every listing is priced by {version} ({time.monotonic() - started:.0f}s)")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stack.rescore",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--stall-timeout", type=float, default=120.0,
-                        help="give up after this many seconds without progress")
+    parser = argparse.ArgumentParser(
+        prog="python -m stack.rescore", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=120.0,
+        help="give up after this many seconds without progress",
+    )
     args = parser.parse_args(argv)
     return rescore(StackSettings(), args.stall_timeout)
 

@@ -37,25 +37,34 @@ class PostgresSettings(_FromEnv):
     sink_db_user: str = "car_sink"
     sink_db_password: str
 
-    def url(self, user: str | None = None, password: str | None = None,
-            database: str | None = None) -> URL:
+    def url(
+        self, user: str | None = None, password: str | None = None, database: str | None = None
+    ) -> URL:
         """SQLAlchemy URL (psycopg 3); defaults to the superuser on car_database.
 
         A URL object, not a string: SQLAlchemy escapes each part itself, so a password
         holding `@ : / % # ?` cannot change where or as whom we connect.
         """
         return URL.create(
-            "postgresql+psycopg", username=user or self.pg_superuser,
+            "postgresql+psycopg",
+            username=user or self.pg_superuser,
             password=password if password is not None else self.pg_superuser_password,
-            host=self.pg_host, port=self.pg_port, database=database or self.pg_database)
+            host=self.pg_host,
+            port=self.pg_port,
+            database=database or self.pg_database,
+        )
 
-    def dsn(self, user: str | None = None, password: str | None = None,
-            database: str | None = None) -> str:
+    def dsn(
+        self, user: str | None = None, password: str | None = None, database: str | None = None
+    ) -> str:
         """libpq key=value string for psycopg.connect(), every value quoted by libpq's rules."""
         return make_conninfo(
-            host=self.pg_host, port=self.pg_port, dbname=database or self.pg_database,
+            host=self.pg_host,
+            port=self.pg_port,
+            dbname=database or self.pg_database,
             user=user or self.pg_superuser,
-            password=password if password is not None else self.pg_superuser_password)
+            password=password if password is not None else self.pg_superuser_password,
+        )
 
 
 class KafkaSettings(_FromEnv):

@@ -46,8 +46,11 @@ class Supervisor:
     def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", str(self.settings.supervisor_conf), *args],
-            env=supervisord_environment(self.settings), text=True, capture_output=True,
-            check=check)
+            env=supervisord_environment(self.settings),
+            text=True,
+            capture_output=True,
+            check=check,
+        )
 
     @property
     def _rpc(self) -> xmlrpc.client.ServerProxy:
@@ -70,16 +73,22 @@ class Supervisor:
         if self.daemon_pid() is None:
             self.settings.log_dir.mkdir(parents=True, exist_ok=True)
             conf = str(self.settings.supervisor_conf)
-            subprocess.run([str(VENV_BIN / "supervisord"), "-c", conf],
-                           env=supervisord_environment(self.settings), check=True)
+            subprocess.run(
+                [str(VENV_BIN / "supervisord"), "-c", conf],
+                env=supervisord_environment(self.settings),
+                check=True,
+            )
             self._wait_for_daemon()
             return "started supervisord"
         self._ctl("update")  # picks up programs added to supervisord.conf
         stopped = [p.name for p in self.processes() if p.state not in {"RUNNING", "STARTING"}]
         for name in stopped:
             self._ctl("start", name, check=False)
-        return f"supervisord already running; started {stopped}" if stopped else \
-            "supervisord already running; every program is running"
+        return (
+            f"supervisord already running; started {stopped}"
+            if stopped
+            else "supervisord already running; every program is running"
+        )
 
     def _wait_for_daemon(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -90,8 +99,10 @@ class Supervisor:
         raise TimeoutError(f"supervisord did not answer on {self.socket}")
 
     def processes(self) -> list[ProcessState]:
-        return [ProcessState(p["name"], p["statename"], p["pid"], p["description"])
-                for p in self._rpc.supervisor.getAllProcessInfo()]
+        return [
+            ProcessState(p["name"], p["statename"], p["pid"], p["description"])
+            for p in self._rpc.supervisor.getAllProcessInfo()
+        ]
 
     def stop_program(self, name: str) -> None:
         self._rpc.supervisor.stopProcess(name)
@@ -99,7 +110,10 @@ class Supervisor:
     def stop_program_if_running(self, name: str) -> None:
         """Stop it in whatever live state it is (e.g. restarting after a crash)."""
         if self._rpc.supervisor.getProcessInfo(name)["statename"] in {
-                "RUNNING", "STARTING", "BACKOFF"}:
+            "RUNNING",
+            "STARTING",
+            "BACKOFF",
+        }:
             self._rpc.supervisor.stopProcess(name)
 
     def start_program(self, name: str) -> None:

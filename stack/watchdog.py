@@ -64,13 +64,19 @@ def heal_connectors(settings: StackSettings, backoff: Backoff, now: float) -> No
         if not backoff.due(state.name, now):
             continue
         with httpx.Client(base_url=settings.connect.url, timeout=10) as client:
-            client.post(f"/connectors/{state.name}/restart",
-                        params={"includeTasks": "true", "onlyFailed": "true"}).raise_for_status()
+            client.post(
+                f"/connectors/{state.name}/restart",
+                params={"includeTasks": "true", "onlyFailed": "true"},
+            ).raise_for_status()
         delay = backoff.restarted(state.name, now)
         trace = (state.trace or "").strip().splitlines()[:1]
-        log.warning("restarted FAILED connector %s (%s); next restart no sooner than %.0fs; "
-                    "cause: %s", state.name, state.line().split(None, 2)[-1], delay,
-                    trace[0] if trace else "unknown")
+        log.warning(
+            "restarted FAILED connector %s (%s); next restart no sooner than %.0fs; cause: %s",
+            state.name,
+            state.line().split(None, 2)[-1],
+            delay,
+            trace[0] if trace else "unknown",
+        )
 
 
 def run(settings: StackSettings) -> None:
@@ -84,8 +90,11 @@ def run(settings: StackSettings) -> None:
     signal.signal(signal.SIGINT, stop)
     backoff = Backoff(*RESTART_BACKOFF_S)
     next_reconcile = time.monotonic() + RECONCILE_INTERVAL_S
-    log.info("watching connectors every %.0fs, reconciling every %.0fs",
-             CHECK_INTERVAL_S, RECONCILE_INTERVAL_S)
+    log.info(
+        "watching connectors every %.0fs, reconciling every %.0fs",
+        CHECK_INTERVAL_S,
+        RECONCILE_INTERVAL_S,
+    )
     while not stopping:
         now = time.monotonic()
         try:
@@ -97,8 +106,12 @@ def run(settings: StackSettings) -> None:
             try:
                 repaired = reconcile(settings, RECONCILE_GRACE_S)
                 if repaired:
-                    log.warning("reconcile: re-sent %d listings without a prediction of their "
-                                "latest state (first ids %s)", len(repaired), repaired[:10])
+                    log.warning(
+                        "reconcile: re-sent %d listings without a prediction of their "
+                        "latest state (first ids %s)",
+                        len(repaired),
+                        repaired[:10],
+                    )
             except Exception as exc:  # noqa: BLE001 - the database may be down; try later
                 log.info("reconcile skipped: %s", exc)
         deadline = time.monotonic() + CHECK_INTERVAL_S

@@ -72,11 +72,9 @@ CHECKS_0001 = {
     "tbl_car_price_model_not_blank": "btrim(model) <> ''",
     "tbl_car_price_year_plausible": "year BETWEEN 1900 AND 2100",
     "tbl_car_price_price_positive": "price IS NULL OR price > 0",
-    "tbl_car_price_transmission_known":
-        "transmission IN ('Manual', 'Automatic', 'Semi-Auto', 'Other')",
+    "tbl_car_price_transmission_known": "transmission IN ('Manual', 'Automatic', 'Semi-Auto', 'Other')",
     "tbl_car_price_mileage_not_negative": "mileage >= 0",
-    "tbl_car_price_fuel_type_known":
-        "fuel_type IN ('Petrol', 'Diesel', 'Hybrid', 'Electric', 'Other')",
+    "tbl_car_price_fuel_type_known": "fuel_type IN ('Petrol', 'Diesel', 'Hybrid', 'Electric', 'Other')",
     "tbl_car_price_tax_not_negative": "tax IS NULL OR tax >= 0",
     "tbl_car_price_mpg_positive": "mpg IS NULL OR mpg > 0",
     "tbl_car_price_engine_size_plausible": "engine_size >= 0 AND engine_size <= 10",
@@ -84,16 +82,23 @@ CHECKS_0001 = {
 
 #: (name, check, rule in words) of the prediction table.
 PREDICTION_CHECKS = (
-    ("tbl_price_prediction_status_known", "status IN ('priced', 'refused')",
-     "status is priced or refused"),
-    ("tbl_price_prediction_priced_has_prices",
-     "status <> 'priced' OR (predicted_price IS NOT NULL AND price_low IS NOT NULL "
-     "AND price_high IS NOT NULL AND model_version IS NOT NULL)",
-     "a priced listing has a price, its price range and a model version"),
-    ("tbl_price_prediction_refused_has_reason_no_price",
-     "status <> 'refused' OR (reason IS NOT NULL AND predicted_price IS NULL "
-     "AND price_low IS NULL AND price_high IS NULL)",
-     "a refused listing has a reason and no price"),
+    (
+        "tbl_price_prediction_status_known",
+        "status IN ('priced', 'refused')",
+        "status is priced or refused",
+    ),
+    (
+        "tbl_price_prediction_priced_has_prices",
+        "status <> 'priced' OR (predicted_price IS NOT NULL AND price_low IS NOT NULL "
+        "AND price_high IS NOT NULL AND model_version IS NOT NULL)",
+        "a priced listing has a price, its price range and a model version",
+    ),
+    (
+        "tbl_price_prediction_refused_has_reason_no_price",
+        "status <> 'refused' OR (reason IS NOT NULL AND predicted_price IS NULL "
+        "AND price_low IS NULL AND price_high IS NULL)",
+        "a refused listing has a reason and no price",
+    ),
 )
 
 VIEW_0001_COLUMNS = """
@@ -119,7 +124,8 @@ VIEW_0001_COLUMNS = """
 
 VIEW_0003 = VIEW_0001_COLUMNS.format(
     refused="\n                   WHEN p.status = 'refused' THEN 'refused: ' || p.reason",
-    extra=",\n               p.status, p.reason, p.refused_field, p.source_lsn")
+    extra=",\n               p.status, p.reason, p.refused_field, p.source_lsn",
+)
 VIEW_0001 = VIEW_0001_COLUMNS.format(refused="", extra="")
 
 NEWEST_WINS = f"""
@@ -184,14 +190,27 @@ def _add_check(table: str, key: str, name: str, check: str, says: str | None) ->
     op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID")
     if says:
         op.execute(f"COMMENT ON CONSTRAINT {name} ON {table} IS {_quote(says)}")
-    count, keys = op.get_bind().exec_driver_sql(
-        f"SELECT count(*), (array_agg({key} ORDER BY {key}))[1:10] FROM {table} "
-        f"WHERE ({check}) IS FALSE").one()
+    count, keys = (
+        op.get_bind()
+        .exec_driver_sql(
+            f"SELECT count(*), (array_agg({key} ORDER BY {key}))[1:10] FROM {table} "
+            f"WHERE ({check}) IS FALSE"
+        )
+        .one()
+    )
     if count == 0:
         op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
     else:
-        log.warning("%s stays NOT VALID: %d stored row(s) break it (%s %s); fix them, then "
-                    "ALTER TABLE %s VALIDATE CONSTRAINT %s", name, count, key, keys, table, name)
+        log.warning(
+            "%s stays NOT VALID: %d stored row(s) break it (%s %s); fix them, then "
+            "ALTER TABLE %s VALIDATE CONSTRAINT %s",
+            name,
+            count,
+            key,
+            keys,
+            table,
+            name,
+        )
 
 
 def upgrade() -> None:
@@ -245,7 +264,7 @@ def downgrade() -> None:
             ALTER COLUMN predicted_price SET NOT NULL,
             ALTER COLUMN model_version SET NOT NULL;
         CREATE VIEW {VIEW} AS {VIEW_0001};
-        GRANT SELECT ON {VIEW} TO {_role('app_db_user')};
+        GRANT SELECT ON {VIEW} TO {_role("app_db_user")};
     """)
     for rule in table_rules():
         op.execute(f"ALTER TABLE tbl_car_price DROP CONSTRAINT IF EXISTS {rule.name}")

@@ -36,18 +36,27 @@ def _execute(statement: sql.Composable) -> None:
 
 def upgrade() -> None:
     table, cdc = sql.Identifier(SIGNAL_TABLE), sql.Identifier(PostgresSettings().cdc_db_user)
-    _execute(sql.SQL(
-        "CREATE TABLE {} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "
-        "data varchar(2048) NULL)").format(table))
-    _execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(
-        "Debezium signals (make rescore) and incremental snapshot watermarks")))
+    _execute(
+        sql.SQL(
+            "CREATE TABLE {} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "
+            "data varchar(2048) NULL)"
+        ).format(table)
+    )
+    _execute(
+        sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            table,
+            sql.Literal("Debezium signals (make rescore) and incremental snapshot watermarks"),
+        )
+    )
     _execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {} TO {}").format(table, cdc))
-    _execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
-        sql.Identifier(PUBLICATION), table))
+    _execute(
+        sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(sql.Identifier(PUBLICATION), table)
+    )
 
 
 def downgrade() -> None:
     table = sql.Identifier(SIGNAL_TABLE)
-    _execute(sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(
-        sql.Identifier(PUBLICATION), table))
+    _execute(
+        sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(sql.Identifier(PUBLICATION), table)
+    )
     _execute(sql.SQL("DROP TABLE {}").format(table))

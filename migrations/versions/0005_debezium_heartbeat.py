@@ -45,11 +45,17 @@ def upgrade() -> None:
     """)
     cdc = sql.Identifier(PostgresSettings().cdc_db_user)
     _execute(sql.SQL("GRANT SELECT, UPDATE ON {} TO {}").format(sql.Identifier(HEARTBEAT), cdc))
-    _execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
-        sql.Identifier(PUBLICATION), sql.Identifier(HEARTBEAT)))
+    _execute(
+        sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+            sql.Identifier(PUBLICATION), sql.Identifier(HEARTBEAT)
+        )
+    )
 
 
 def downgrade() -> None:
-    _execute(sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(
-        sql.Identifier(PUBLICATION), sql.Identifier(HEARTBEAT)))
+    _execute(
+        sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(
+            sql.Identifier(PUBLICATION), sql.Identifier(HEARTBEAT)
+        )
+    )
     op.execute(f"DROP TABLE {HEARTBEAT}")

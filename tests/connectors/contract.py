@@ -12,7 +12,9 @@ import json
 from typing import Any
 
 KEY_SCHEMA: dict[str, Any] = {
-    "type": "struct", "name": "car_price_predictions.Key", "optional": False,
+    "type": "struct",
+    "name": "car_price_predictions.Key",
+    "optional": False,
     "fields": [{"field": "car_id", "type": "int64", "optional": False}],
 }
 
@@ -22,7 +24,9 @@ def _field(field: str, kind: str, optional: bool = True, **extra: Any) -> dict[s
 
 
 VALUE_SCHEMA: dict[str, Any] = {
-    "type": "struct", "name": "car_price_predictions.Value", "optional": False,
+    "type": "struct",
+    "name": "car_price_predictions.Value",
+    "optional": False,
     "fields": [
         _field("car_id", "int64", optional=False),
         _field("status", "string", optional=False),
@@ -33,8 +37,12 @@ VALUE_SCHEMA: dict[str, Any] = {
         _field("reason", "string"),
         _field("refused_field", "string"),
         _field("source_lsn", "int64"),
-        _field("source_committed_at", "int64", name="org.apache.kafka.connect.data.Timestamp",
-               version=1),
+        _field(
+            "source_committed_at",
+            "int64",
+            name="org.apache.kafka.connect.data.Timestamp",
+            version=1,
+        ),
     ],
 }
 
@@ -47,12 +55,36 @@ def key(car_id: int) -> bytes:
     return _dumps({"schema": KEY_SCHEMA, "payload": {"car_id": car_id}})
 
 
-def value(car_id: int, status: str, lsn: int | None, price: float | None = None,
-          reason: str | None = None, refused_field: str | None = None,
-          committed_ms: int | None = None) -> bytes:
-    prices = ({"predicted_price": price, "price_low": price * 0.9, "price_high": price * 1.1,
-               "model_version": "car_price_xgb:test"} if price is not None else
-              dict.fromkeys(("predicted_price", "price_low", "price_high", "model_version")))
-    return _dumps({"schema": VALUE_SCHEMA, "payload": {
-        "car_id": car_id, "status": status, **prices, "reason": reason,
-        "refused_field": refused_field, "source_lsn": lsn, "source_committed_at": committed_ms}})
+def value(
+    car_id: int,
+    status: str,
+    lsn: int | None,
+    price: float | None = None,
+    reason: str | None = None,
+    refused_field: str | None = None,
+    committed_ms: int | None = None,
+) -> bytes:
+    prices = (
+        {
+            "predicted_price": price,
+            "price_low": price * 0.9,
+            "price_high": price * 1.1,
+            "model_version": "car_price_xgb:test",
+        }
+        if price is not None
+        else dict.fromkeys(("predicted_price", "price_low", "price_high", "model_version"))
+    )
+    return _dumps(
+        {
+            "schema": VALUE_SCHEMA,
+            "payload": {
+                "car_id": car_id,
+                "status": status,
+                **prices,
+                "reason": reason,
+                "refused_field": refused_field,
+                "source_lsn": lsn,
+                "source_committed_at": committed_ms,
+            },
+        }
+    )

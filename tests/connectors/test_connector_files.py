@@ -16,8 +16,10 @@ def test_connector_files_hold_no_literal_secret() -> None:
 
 
 def test_source_and_sink_follow_the_contract() -> None:
-    by_class = {c["config"]["connector.class"].rsplit(".", 1)[-1]: c["config"]
-                for c in load_connector_files()}
+    by_class = {
+        c["config"]["connector.class"].rsplit(".", 1)[-1]: c["config"]
+        for c in load_connector_files()
+    }
     source, sink = by_class["PostgresConnector"], by_class["JdbcSinkConnector"]
     assert source["plugin.name"] == "pgoutput"
     assert source["topic.prefix"] == "car_database"
@@ -25,14 +27,21 @@ def test_source_and_sink_follow_the_contract() -> None:
     assert source["value.converter"].endswith("JsonConverter")
     assert sink["topics"] == "car_price_predictions"
     assert sink["collection.name.format"] == "tbl_price_prediction"
-    assert (sink["insert.mode"], sink["primary.key.mode"], sink["delete.enabled"],
-            sink["schema.evolution"]) == ("upsert", "record_key", "true", "none")
+    assert (
+        sink["insert.mode"],
+        sink["primary.key.mode"],
+        sink["delete.enabled"],
+        sink["schema.evolution"],
+    ) == ("upsert", "record_key", "true", "none")
 
 
 def test_the_sink_has_its_own_dead_letter_topic() -> None:
     """Not the transformer's: the two hold different record formats."""
-    [sink] = [c["config"] for c in load_connector_files()
-              if c["config"]["connector.class"].endswith("JdbcSinkConnector")]
+    [sink] = [
+        c["config"]
+        for c in load_connector_files()
+        if c["config"]["connector.class"].endswith("JdbcSinkConnector")
+    ]
     kafka = KafkaSettings()
     assert sink["errors.deadletterqueue.topic.name"] == kafka.sink_dlq_topic
     assert kafka.sink_dlq_topic != kafka.dlq_topic

@@ -24,19 +24,22 @@ def test_every_topic_has_the_record_limit_set(stack_ready: StackSettings) -> Non
     for resource, future in admin.describe_configs(resources).items():
         entry = future.result(timeout=10)["max.message.bytes"]
         assert entry.value == str(kafka.kafka_max_message_bytes), resource.name
-        assert entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value, \
+        assert entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value, (
             f"{resource.name}: set explicitly, not a broker default"
+        )
 
 
 def test_connect_producers_use_the_same_limit(stack_ready: StackSettings) -> None:
     rendered = (stack_ready.conf_dir / "connect-distributed.properties").read_text()
     assert f"producer.max.request.size={stack_ready.kafka.kafka_max_message_bytes}\n" in rendered
-    assert template_values(stack_ready)["kafka_max_message_bytes"] == \
-        str(stack_ready.kafka.kafka_max_message_bytes)
+    assert template_values(stack_ready)["kafka_max_message_bytes"] == str(
+        stack_ready.kafka.kafka_max_message_bytes
+    )
 
 
 def test_the_largest_listing_the_table_accepts_is_far_below_the_limit(
-        stack_ready: StackSettings, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, db: psycopg.Connection
+) -> None:
     """Worst case: every text at its length limit in characters JSON escapes to 6 bytes
     (`\\u0001`), every number at its bound; its update event is measured too."""
     kafka = stack_ready.kafka
@@ -46,12 +49,21 @@ def test_the_largest_listing_the_table_accepts_is_far_below_the_limit(
         "INSERT INTO tbl_car_price (model, year, price, transmission, mileage, fuel_type, tax, "
         "mpg, engine_size) VALUES (%s, %s, %s, 'Semi-Auto', %s, 'Electric', %s, %s, %s) "
         "RETURNING id",
-        ("\x01" * rules.TEXT_MAX_CHARS["model"], rules.latest_year(), widest["price"],
-         widest["mileage"], widest["tax"], widest["mpg"] - 0.123456789, widest["engine_size"]),
+        (
+            "\x01" * rules.TEXT_MAX_CHARS["model"],
+            rules.latest_year(),
+            widest["price"],
+            widest["mileage"],
+            widest["tax"],
+            widest["mpg"] - 0.123456789,
+            widest["engine_size"],
+        ),
     ).fetchone()[0]
     try:
-        db.execute("UPDATE tbl_car_price SET model = %s WHERE id = %s",
-                   ("\x02" * rules.TEXT_MAX_CHARS["model"], car_id))
+        db.execute(
+            "UPDATE tbl_car_price SET model = %s WHERE id = %s",
+            ("\x02" * rules.TEXT_MAX_CHARS["model"], car_id),
+        )
 
         def ours(seen: list) -> list[bytes]:
             return [m.value() for m in seen if json_or_none(m.key()) == {"id": car_id}]
@@ -59,7 +71,8 @@ def test_the_largest_listing_the_table_accepts_is_far_below_the_limit(
         events = ours(read_until(stack_ready, start, lambda seen: len(ours(seen)) >= 2))
         assert len(events) == 2
         assert "\\u0001" in events[0].decode(), "the worst case really is escaped"
-        assert max(map(len, events)) * HEADROOM < kafka.kafka_max_message_bytes, \
-            [len(event) for event in events]
+        assert max(map(len, events)) * HEADROOM < kafka.kafka_max_message_bytes, [
+            len(event) for event in events
+        ]
     finally:
         db.execute("DELETE FROM tbl_car_price WHERE id = %s", (car_id,))

@@ -19,8 +19,12 @@ from transformer.records import prediction_key, prediction_value
 
 def _value(car_id: int, price: float, committed_ms: int) -> bytes:
     """The transformer's own record builder: the sink is tested on the real contract."""
-    prediction = Prediction(predicted_price=price, price_low=price * 0.9,
-                            price_high=price * 1.1, model_version="car_price_xgb:test")
+    prediction = Prediction(
+        predicted_price=price,
+        price_low=price * 0.9,
+        price_high=price * 1.1,
+        model_version="car_price_xgb:test",
+    )
     return prediction_value(car_id, prediction, committed_ms)
 
 
@@ -32,12 +36,16 @@ def connector_state_of(settings: StackSettings, name: str) -> ConnectorState:
 
 
 def _rows(db: psycopg.Connection, car_id: int) -> list[tuple]:
-    return db.execute("SELECT predicted_price, model_version, source_committed_at, written_at "
-                      "FROM tbl_price_prediction WHERE car_id = %s", (car_id,)).fetchall()
+    return db.execute(
+        "SELECT predicted_price, model_version, source_committed_at, written_at "
+        "FROM tbl_price_prediction WHERE car_id = %s",
+        (car_id,),
+    ).fetchall()
 
 
 def test_upsert_then_newer_value_then_tombstone(
-        stack_ready: StackSettings, producer: Producer, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, producer: Producer, db: psycopg.Connection
+) -> None:
     topic = stack_ready.kafka.predictions_topic
     car_id = random.randint(10**12, 10**13)  # far from any real listing id
     committed_ms = int(time.time() * 1000)
@@ -65,19 +73,24 @@ def test_upsert_then_newer_value_then_tombstone(
 
 
 def test_a_malformed_record_goes_to_the_dlq_and_the_sink_keeps_running(
-        stack_ready: StackSettings, producer: Producer, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, producer: Producer, db: psycopg.Connection
+) -> None:
     kafka = stack_ready.kafka
     dlq_start = end_offsets(stack_ready, kafka.sink_dlq_topic)
     marker = f"not-a-connect-record-{random.randint(0, 10**9)}".encode()
     producer.produce(kafka.predictions_topic, key=prediction_key(1), value=b"{" + marker)
     car_id = random.randint(10**12, 10**13)
-    producer.produce(kafka.predictions_topic, key=prediction_key(car_id),
-                     value=_value(car_id, 7777.0, int(time.time() * 1000)))
+    producer.produce(
+        kafka.predictions_topic,
+        key=prediction_key(car_id),
+        value=_value(car_id, 7777.0, int(time.time() * 1000)),
+    )
     producer.flush(10)
 
     wait_for(lambda: _rows(db, car_id), timeout=30)  # the record after it still lands
-    dead = read_until(stack_ready, dlq_start,
-                      lambda seen: any(marker in (m.value() or b"") for m in seen))
+    dead = read_until(
+        stack_ready, dlq_start, lambda seen: any(marker in (m.value() or b"") for m in seen)
+    )
     letter = next(m for m in dead if marker in (m.value() or b""))
     headers = dict(letter.headers() or [])
     assert b"DataException" in headers["__connect.errors.exception.class.name"]
@@ -88,12 +101,16 @@ def test_a_malformed_record_goes_to_the_dlq_and_the_sink_keeps_running(
 
 
 def _state(db: psycopg.Connection, car_id: int) -> tuple | None:
-    return db.execute("SELECT status, predicted_price, reason, refused_field, source_lsn "
-                      "FROM tbl_price_prediction WHERE car_id = %s", (car_id,)).fetchone()
+    return db.execute(
+        "SELECT status, predicted_price, reason, refused_field, source_lsn "
+        "FROM tbl_price_prediction WHERE car_id = %s",
+        (car_id,),
+    ).fetchone()
 
 
 def test_priced_refused_deleted_records_and_the_newest_state_wins(
-        stack_ready: StackSettings, producer: Producer, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, producer: Producer, db: psycopg.Connection
+) -> None:
     """The issue-9 record contract through the real sink; stale records are skipped by the
     table's trigger without failing the connector. Everything goes to one partition, so a
     marker record landing proves the stale record before it was handled."""
@@ -101,8 +118,9 @@ def test_priced_refused_deleted_records_and_the_newest_state_wins(
     car_id, marker = random.sample(range(10**12, 10**13), 2)
 
     def send(target: int, **fields: object) -> None:
-        producer.produce(topic, key=contract.key(target), partition=0,
-                         value=contract.value(target, **fields))
+        producer.produce(
+            topic, key=contract.key(target), partition=0, value=contract.value(target, **fields)
+        )
         producer.flush(10)
 
     def stale_then_marker(marker_lsn: int, **stale: object) -> None:
@@ -114,10 +132,18 @@ def test_priced_refused_deleted_records_and_the_newest_state_wins(
         send(car_id, status="priced", lsn=200, price=10_000.0, committed_ms=int(time.time() * 1e3))
         wait_for(lambda: _state(db, car_id) == ("priced", 10_000.0, None, None, 200))
 
-        send(car_id, status="refused", lsn=300, reason="year 2060 is after next year",
-             refused_field="year")
-        wait_for(lambda: _state(db, car_id) == (
-            "refused", None, "year 2060 is after next year", "year", 300))
+        send(
+            car_id,
+            status="refused",
+            lsn=300,
+            reason="year 2060 is after next year",
+            refused_field="year",
+        )
+        wait_for(
+            lambda: (
+                _state(db, car_id) == ("refused", None, "year 2060 is after next year", "year", 300)
+            )
+        )
 
         stale_then_marker(1, status="priced", lsn=250, price=1.0)
         assert _state(db, car_id)[0] == "refused", "an older price never replaces a newer state"
@@ -131,5 +157,6 @@ def test_priced_refused_deleted_records_and_the_newest_state_wins(
         assert state.running, state.line()
     finally:
         db.execute("DELETE FROM tbl_price_prediction WHERE car_id = ANY(%s)", ([car_id, marker],))
-        db.execute("DELETE FROM tbl_price_prediction_deleted WHERE car_id = ANY(%s)",
-                   ([car_id, marker],))
+        db.execute(
+            "DELETE FROM tbl_price_prediction_deleted WHERE car_id = ANY(%s)", ([car_id, marker],)
+        )

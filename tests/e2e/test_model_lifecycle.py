@@ -37,21 +37,30 @@ def _env(settings: StackSettings) -> dict[str, str]:
 
 
 def _run(settings: StackSettings, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, env=_env(settings),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO_ROOT,
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _train(settings: StackSettings, csv: Path, reports: Path) -> str:
-    result = _run(settings, "model.train", "--data", str(csv), "--report-dir", str(reports),
-                  "--quiet")
+    result = _run(
+        settings, "model.train", "--data", str(csv), "--report-dir", str(reports), "--quiet"
+    )
     assert result.returncode == 0, result.stderr
-    return next(line.split()[-1] for line in result.stdout.splitlines()
-                if line.startswith("model: "))
+    return next(
+        line.split()[-1] for line in result.stdout.splitlines() if line.startswith("model: ")
+    )
 
 
 @pytest.fixture(scope="module")
-def models(stack_ready: StackSettings, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[dict[str, str]]:
+def models(
+    stack_ready: StackSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """{"before": serving tag, "clean": good synthetic model, "noisy": a much worse one}."""
     root = tmp_path_factory.mktemp("lifecycle")
     clean = make_ford_like(800, seed=41)
@@ -77,13 +86,22 @@ def _hammer(url: str, stop: threading.Event, answers: list[tuple[int, str]]) -> 
 
 
 def _listing(i: int) -> dict:
-    return dict(model=["Fiesta", "Focus", "Kuga", "EcoSport"][i % 4], year=2012 + i % 9,
-                price=5000 + 10 * i, transmission="Manual", mileage=5000 + 37 * i,
-                fuel_type="Petrol", tax=145, mpg=55.4, engine_size=1.0 + (i % 3) * 0.5)
+    return dict(
+        model=["Fiesta", "Focus", "Kuga", "EcoSport"][i % 4],
+        year=2012 + i % 9,
+        price=5000 + 10 * i,
+        transmission="Manual",
+        mileage=5000 + 37 * i,
+        fuel_type="Petrol",
+        tax=145,
+        mpg=55.4,
+        engine_size=1.0 + (i % 3) * 0.5,
+    )
 
 
-def test_worse_model_is_refused_unless_forced(stack_ready: StackSettings,
-                                              models: dict[str, str]) -> None:
+def test_worse_model_is_refused_unless_forced(
+    stack_ready: StackSettings, models: dict[str, str]
+) -> None:
     refused = _run(stack_ready, "model.deploy", "--tag", models["noisy"])
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "refused" in refused.stderr and "MAE" in refused.stderr
@@ -91,7 +109,8 @@ def test_worse_model_is_refused_unless_forced(stack_ready: StackSettings,
 
 
 def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everything(
-        stack_ready: StackSettings, db: psycopg.Connection, models: dict[str, str]) -> None:
+    stack_ready: StackSettings, db: psycopg.Connection, models: dict[str, str]
+) -> None:
     url = stack_ready.services.bentoml_url
     ids: list[int] = []
     try:
@@ -116,14 +135,21 @@ def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everythi
         assert set(versions[switch:]) == {models["clean"]}, "never back to the old model"
 
         # Rescore, editing listings while it runs: each keeps the price of its newest state.
-        rescore = subprocess.Popen([sys.executable, "-m", "stack.rescore", "--stall-timeout", "90"],
-                                   cwd=REPO_ROOT, env=_env(stack_ready), text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        rescore = subprocess.Popen(
+            [sys.executable, "-m", "stack.rescore", "--stall-timeout", "90"],
+            cwd=REPO_ROOT,
+            env=_env(stack_ready),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         edited = ids[:: LISTINGS // EDITED][:EDITED]
         for round_ in range(1, 4):
             for car_id in edited:
-                db.execute("UPDATE tbl_car_price SET mileage = mileage + %s, year = %s "
-                           "WHERE id = %s", (1000 * round_, 2013 + round_, car_id))
+                db.execute(
+                    "UPDATE tbl_car_price SET mileage = mileage + %s, year = %s WHERE id = %s",
+                    (1000 * round_, 2013 + round_, car_id),
+                )
             time.sleep(0.3)
         output, _ = rescore.communicate(timeout=600)
         assert rescore.returncode == 0, output
@@ -132,16 +158,23 @@ def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everythi
         not_moved = db.execute(
             "SELECT count(*) FROM tbl_car_price c LEFT JOIN tbl_price_prediction p "
             "ON p.car_id = c.id WHERE p.model_version IS DISTINCT FROM %s",
-            (models["clean"],)).fetchone()[0]
+            (models["clean"],),
+        ).fetchone()[0]
         assert not_moved == 0
         columns = ", ".join(FIELDS)
         for car_id in edited:
-            row = db.execute(f"SELECT {columns} FROM tbl_car_price WHERE id = %s",
-                             (car_id,)).fetchone()
+            row = db.execute(
+                f"SELECT {columns} FROM tbl_car_price WHERE id = %s", (car_id,)
+            ).fetchone()
             newest = served_prediction(stack_ready, dict(zip(FIELDS, row)))
             # the last write for this listing may still be on its way: wait for it
-            wait_for(lambda car_id=car_id, newest=newest: (prediction(db, car_id) or {})
-                     .get("predicted_price") == newest["predicted_price"], timeout=60)
+            wait_for(
+                lambda car_id=car_id, newest=newest: (
+                    (prediction(db, car_id) or {}).get("predicted_price")
+                    == newest["predicted_price"]
+                ),
+                timeout=60,
+            )
     finally:
         if ids:
             db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))

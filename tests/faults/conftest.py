@@ -68,14 +68,29 @@ def copy_listings(conn: psycopg.Connection, count: int) -> list[int]:
     start = conn.execute("SELECT coalesce(max(id), 0) FROM tbl_car_price").fetchone()[0]
     with conn.transaction():
         with conn.cursor().copy(
-                "COPY tbl_car_price (model, year, price, transmission, mileage, fuel_type, tax,"
-                " mpg, engine_size) FROM STDIN") as copy:
+            "COPY tbl_car_price (model, year, price, transmission, mileage, fuel_type, tax,"
+            " mpg, engine_size) FROM STDIN"
+        ) as copy:
             for i in range(count):
-                copy.write_row((MODELS[i % len(MODELS)], 2012 + i % 10, 5000 + i % 9000,
-                                "Manual" if i % 3 else "Automatic", 1000 + i * 7,
-                                "Petrol" if i % 2 else "Diesel", 145, 55.4, 1.0 + (i % 4) * 0.5))
-        ids = [row[0] for row in conn.execute(
-            "SELECT id FROM tbl_car_price WHERE id > %s ORDER BY id LIMIT %s", (start, count))]
+                copy.write_row(
+                    (
+                        MODELS[i % len(MODELS)],
+                        2012 + i % 10,
+                        5000 + i % 9000,
+                        "Manual" if i % 3 else "Automatic",
+                        1000 + i * 7,
+                        "Petrol" if i % 2 else "Diesel",
+                        145,
+                        55.4,
+                        1.0 + (i % 4) * 0.5,
+                    )
+                )
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM tbl_car_price WHERE id > %s ORDER BY id LIMIT %s", (start, count)
+            )
+        ]
     assert len(ids) == count
     return ids
 
@@ -86,10 +101,12 @@ def change_some(settings: StackSettings, load: Load, attempts_s: float = 120) ->
     deadline = time.monotonic() + attempts_s
     while True:
         try:
-            with psycopg.connect(settings.postgres.dsn(), autocommit=True,
-                                 connect_timeout=3) as conn:
-                conn.execute("UPDATE tbl_car_price SET mileage = mileage + 1 WHERE id = ANY(%s)",
-                             (updated,))
+            with psycopg.connect(
+                settings.postgres.dsn(), autocommit=True, connect_timeout=3
+            ) as conn:
+                conn.execute(
+                    "UPDATE tbl_car_price SET mileage = mileage + 1 WHERE id = ANY(%s)", (updated,)
+                )
                 conn.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (deleted,))
             load.updated, load.deleted = updated, deleted
             return
@@ -99,26 +116,30 @@ def change_some(settings: StackSettings, load: Load, attempts_s: float = 120) ->
             time.sleep(1)
 
 
-def judge(settings: StackSettings, fault: str, load: Load, fault_ended: float,
-          timeout: float = 240) -> Verdict:
+def judge(
+    settings: StackSettings, fault: str, load: Load, fault_ended: float, timeout: float = 240
+) -> Verdict:
     """Wait until the load is fully answered (or timeout) and measure what is left."""
     deadline = time.monotonic() + timeout
     lost = stale = resurrected = -1
     while time.monotonic() < deadline:
         try:
-            with psycopg.connect(settings.postgres.dsn(), autocommit=True,
-                                 connect_timeout=3) as conn:
+            with psycopg.connect(
+                settings.postgres.dsn(), autocommit=True, connect_timeout=3
+            ) as conn:
                 lost, stale = conn.execute(COUNTS, {"ids": load.live}).fetchone()
                 resurrected = conn.execute(
                     "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)",
-                    (load.deleted,)).fetchone()[0]
+                    (load.deleted,),
+                ).fetchone()[0]
         except psycopg.OperationalError:
             pass
         if lost == 0 and stale == 0 and resurrected == 0:
             break
         time.sleep(1)
-    verdict = Verdict(fault, len(load.ids), lost, stale, resurrected,
-                      round(time.monotonic() - fault_ended, 1))
+    verdict = Verdict(
+        fault, len(load.ids), lost, stale, resurrected, round(time.monotonic() - fault_ended, 1)
+    )
     RESULTS.parent.mkdir(exist_ok=True)
     with RESULTS.open("a") as out:
         out.write(json.dumps(asdict(verdict)) + "\n")
@@ -166,12 +187,17 @@ def load(stack_ready: StackSettings) -> Iterator[Load]:
 
 
 def make(*targets: str) -> None:
-    subprocess.run(["make", "--no-print-directory", *targets], cwd=REPO_ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["make", "--no-print-directory", *targets],
+        cwd=REPO_ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
-def wait_for_program(supervisor: Supervisor, name: str, old_pid: int | None = None,
-                     timeout: float = 120) -> int:
+def wait_for_program(
+    supervisor: Supervisor, name: str, old_pid: int | None = None, timeout: float = 120
+) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         process = next(p for p in supervisor.processes() if p.name == name)

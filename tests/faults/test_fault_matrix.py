@@ -25,8 +25,9 @@ from tests.faults.conftest import (
 )
 
 
-def test_postgres_stopped_for_60s(stack_ready: StackSettings, supervisor: Supervisor,
-                                  load: Load) -> None:
+def test_postgres_stopped_for_60s(
+    stack_ready: StackSettings, supervisor: Supervisor, load: Load
+) -> None:
     time.sleep(0.5)  # the COPY is committed and streaming
     supervisor.stop_program("postgres")
     time.sleep(60)
@@ -37,8 +38,9 @@ def test_postgres_stopped_for_60s(stack_ready: StackSettings, supervisor: Superv
     assert_healed(stack_ready, judge(stack_ready, "postgres stopped 60 s", load, ended))
 
 
-def test_kafka_killed_and_started_20s_later(stack_ready: StackSettings, supervisor: Supervisor,
-                                            load: Load) -> None:
+def test_kafka_killed_and_started_20s_later(
+    stack_ready: StackSettings, supervisor: Supervisor, load: Load
+) -> None:
     time.sleep(0.5)
     os.kill(pid_of(supervisor, "kafka"), signal.SIGKILL)
     keep_down(supervisor, "kafka")
@@ -50,8 +52,9 @@ def test_kafka_killed_and_started_20s_later(stack_ready: StackSettings, supervis
     assert_healed(stack_ready, judge(stack_ready, "kafka SIGKILL, down 20 s", load, ended))
 
 
-def test_connect_worker_killed(stack_ready: StackSettings, supervisor: Supervisor,
-                               load: Load) -> None:
+def test_connect_worker_killed(
+    stack_ready: StackSettings, supervisor: Supervisor, load: Load
+) -> None:
     time.sleep(0.5)
     old = pid_of(supervisor, "connect")
     os.kill(old, signal.SIGKILL)
@@ -76,8 +79,9 @@ def test_bentoml_killed(stack_ready: StackSettings, supervisor: Supervisor, load
     assert {os.getpgid(pid) for pid in pids_running("bentoml serve", port)} == {new}
 
 
-def test_bentoml_hung_for_30s(stack_ready: StackSettings, supervisor: Supervisor,
-                              load: Load) -> None:
+def test_bentoml_hung_for_30s(
+    stack_ready: StackSettings, supervisor: Supervisor, load: Load
+) -> None:
     pid = pid_of(supervisor, "bentoml")
     os.killpg(pid, signal.SIGSTOP)  # the arbiter and its workers: the whole service hangs
     try:
@@ -89,8 +93,9 @@ def test_bentoml_hung_for_30s(stack_ready: StackSettings, supervisor: Supervisor
     assert_healed(stack_ready, judge(stack_ready, "bentoml SIGSTOP 30 s", load, ended))
 
 
-def test_transformer_killed_mid_batch(stack_ready: StackSettings, supervisor: Supervisor,
-                                      load: Load) -> None:
+def test_transformer_killed_mid_batch(
+    stack_ready: StackSettings, supervisor: Supervisor, load: Load
+) -> None:
     bento = pid_of(supervisor, "bentoml")
     os.killpg(bento, signal.SIGSTOP)  # slow BentoML down to a halt ...
     try:
@@ -113,4 +118,3 @@ def test_make_down_mid_load_then_make_up(stack_ready: StackSettings, load: Load)
     ended = time.monotonic()
     change_some(stack_ready, load)
     assert_healed(stack_ready, judge(stack_ready, "make down + make up", load, ended))
-

@@ -17,12 +17,22 @@ from model import listing_rules as rules
 from model.api_schema import Listing
 from stack.settings import REPO_ROOT
 
-VALID: dict[str, Any] = dict(model="Fiesta", year=2018, price=9500, transmission="Manual",
-                             mileage=21000, fuel_type="Petrol", tax=145, mpg=65.7,
-                             engine_size=1.0)
-INSERT = ("INSERT INTO tbl_car_price (model, year, price, transmission, mileage, fuel_type, "
-          "tax, mpg, engine_size) VALUES (%(model)s, %(year)s, %(price)s, %(transmission)s, "
-          "%(mileage)s, %(fuel_type)s, %(tax)s, %(mpg)s, %(engine_size)s)")
+VALID: dict[str, Any] = dict(
+    model="Fiesta",
+    year=2018,
+    price=9500,
+    transmission="Manual",
+    mileage=21000,
+    fuel_type="Petrol",
+    tax=145,
+    mpg=65.7,
+    engine_size=1.0,
+)
+INSERT = (
+    "INSERT INTO tbl_car_price (model, year, price, transmission, mileage, fuel_type, "
+    "tax, mpg, engine_size) VALUES (%(model)s, %(year)s, %(price)s, %(transmission)s, "
+    "%(mileage)s, %(fuel_type)s, %(tax)s, %(mpg)s, %(engine_size)s)"
+)
 INTEGER_COLUMNS = {"year", "price", "mileage", "tax"}
 
 
@@ -49,8 +59,15 @@ def service_accepts(listing: dict[str, Any]) -> bool:
 
 def _numbers(column: str, bounds: rules.Range) -> list[float | int]:
     step = 1 if column in INTEGER_COLUMNS else 0.1
-    values: list[float | int] = [bounds.low - step, bounds.low, bounds.low + step, bounds.high,
-                                 bounds.high + step, -bounds.high, bounds.high * 10]
+    values: list[float | int] = [
+        bounds.low - step,
+        bounds.low,
+        bounds.low + step,
+        bounds.high,
+        bounds.high + step,
+        -bounds.high,
+        bounds.high * 10,
+    ]
     if column not in INTEGER_COLUMNS:
         values += [math.nan, math.inf, -math.inf]
     return values
@@ -59,29 +76,42 @@ def _numbers(column: str, bounds: rules.Range) -> list[float | int]:
 def _texts(column: str) -> list[str]:
     limit = rules.TEXT_MAX_CHARS[column]
     known = {"transmission": rules.TRANSMISSIONS, "fuel_type": rules.FUEL_TYPES}.get(column, ())
-    return [*known, "", "x" * limit, "x" * (limit + 1), "\U0001F697" * limit,
-            "\U0001F697" * (limit + 1), "Fo\tcus", " Focus ", "\x01",
-            "\t\n\r", *rules.WHITESPACE, rules.WHITESPACE, "ST\u00a0"]
+    return [
+        *known,
+        "",
+        "x" * limit,
+        "x" * (limit + 1),
+        "\U0001f697" * limit,
+        "\U0001f697" * (limit + 1),
+        "Fo\tcus",
+        " Focus ",
+        "\x01",
+        "\t\n\r",
+        *rules.WHITESPACE,
+        rules.WHITESPACE,
+        "ST\u00a0",
+    ]
 
 
 def edge_listings() -> list[tuple[str, dict[str, Any]]]:
     """(label, listing) pairs: every rule's edges, one field changed each."""
     latest = rules.latest_year()
-    cases: list[tuple[str, object]] = [("year", y) for y in
-                                       (rules.MIN_YEAR - 1, rules.MIN_YEAR, latest, latest + 1)]
+    cases: list[tuple[str, object]] = [
+        ("year", y) for y in (rules.MIN_YEAR - 1, rules.MIN_YEAR, latest, latest + 1)
+    ]
     for column, bounds in rules.RANGES.items():
         cases += [(column, value) for value in _numbers(column, bounds)]
     for column in rules.TEXT_MAX_CHARS:
         cases += [(column, value) for value in _texts(column)]
     cases += [("tax", None), ("mpg", None), ("price", None)]
-    return [(f"{column}={value!r:.30}", dict(VALID, **{column: value}))
-            for column, value in cases]
+    return [(f"{column}={value!r:.30}", dict(VALID, **{column: value})) for column, value in cases]
 
 
 def _known_categories(listing: dict[str, Any]) -> bool:
     """The table-only rule: transmission / fuel_type are known values."""
-    return (listing["transmission"] in rules.TRANSMISSIONS
-            and listing["fuel_type"] in rules.FUEL_TYPES)
+    return (
+        listing["transmission"] in rules.TRANSMISSIONS and listing["fuel_type"] in rules.FUEL_TYPES
+    )
 
 
 def _valid_price(listing: dict[str, Any]) -> bool:
@@ -96,8 +126,10 @@ def test_the_table_and_the_service_agree_on_every_edge(db: psycopg.Connection) -
         service = service_accepts(listing)
         expected = service and _known_categories(listing) and _valid_price(listing)
         if table_accepts(db, listing) != expected:
-            disagreements.append(f"{label}: table {'accepts' if not expected else 'refuses'}, "
-                                 f"service {'accepts' if service else 'refuses'}")
+            disagreements.append(
+                f"{label}: table {'accepts' if not expected else 'refuses'}, "
+                f"service {'accepts' if service else 'refuses'}"
+            )
     assert not disagreements, "\n".join(disagreements)
 
 
@@ -113,56 +145,74 @@ def test_the_live_table_has_exactly_the_rules_validated(db: psycopg.Connection) 
         "FROM pg_constraint WHERE conrelid = 'tbl_car_price'::regclass AND contype = 'c'"
     ).fetchall()
     assert {name: (valid, says) for name, valid, says in rows} == {
-        rule.name: (True, rule.says) for rule in rules.table_rules()}
+        rule.name: (True, rule.says) for rule in rules.table_rules()
+    }
 
 
 LATEST = rules.latest_year()
 
 
-@pytest.mark.parametrize(("field", "value", "constraint"), [
-    ("mpg", math.nan, "tbl_car_price_mpg_over_0_to_500"),
-    ("mpg", math.inf, "tbl_car_price_mpg_over_0_to_500"),
-    ("mpg", -math.inf, "tbl_car_price_mpg_over_0_to_500"),
-    ("mpg", 0, "tbl_car_price_mpg_over_0_to_500"),
-    ("mpg", 500.5, "tbl_car_price_mpg_over_0_to_500"),
-    ("engine_size", math.nan, "tbl_car_price_engine_size_0_to_10"),
-    ("engine_size", 10.1, "tbl_car_price_engine_size_0_to_10"),
-    ("model", "\t", "tbl_car_price_model_not_blank"),
-    ("model", "\n\r\t \u00a0\u3000", "tbl_car_price_model_not_blank"),
-    ("model", "", "tbl_car_price_model_not_blank"),
-    ("model", "x" * 101, "tbl_car_price_model_at_most_100_chars"),
-    ("year", LATEST + 1, "tbl_car_price_year_1900_to_next_year"),
-    ("year", 1899, "tbl_car_price_year_1900_to_next_year"),
-    ("mileage", -1, "tbl_car_price_mileage_0_to_1000000"),
-    ("mileage", 1_000_001, "tbl_car_price_mileage_0_to_1000000"),
-    ("tax", -1, "tbl_car_price_tax_0_to_5000"),
-    ("tax", 5001, "tbl_car_price_tax_0_to_5000"),
-    ("price", 0, "tbl_car_price_price_over_0_to_10000000"),
-    ("price", 10_000_001, "tbl_car_price_price_over_0_to_10000000"),
-    ("transmission", "Telepathic", "tbl_car_price_transmission_known"),
-    ("fuel_type", "Steam", "tbl_car_price_fuel_type_known"),
-    ("fuel_type", "x" * 21, "tbl_car_price_fuel_type_at_most_20_chars"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "constraint"),
+    [
+        ("mpg", math.nan, "tbl_car_price_mpg_over_0_to_500"),
+        ("mpg", math.inf, "tbl_car_price_mpg_over_0_to_500"),
+        ("mpg", -math.inf, "tbl_car_price_mpg_over_0_to_500"),
+        ("mpg", 0, "tbl_car_price_mpg_over_0_to_500"),
+        ("mpg", 500.5, "tbl_car_price_mpg_over_0_to_500"),
+        ("engine_size", math.nan, "tbl_car_price_engine_size_0_to_10"),
+        ("engine_size", 10.1, "tbl_car_price_engine_size_0_to_10"),
+        ("model", "\t", "tbl_car_price_model_not_blank"),
+        ("model", "\n\r\t \u00a0\u3000", "tbl_car_price_model_not_blank"),
+        ("model", "", "tbl_car_price_model_not_blank"),
+        ("model", "x" * 101, "tbl_car_price_model_at_most_100_chars"),
+        ("year", LATEST + 1, "tbl_car_price_year_1900_to_next_year"),
+        ("year", 1899, "tbl_car_price_year_1900_to_next_year"),
+        ("mileage", -1, "tbl_car_price_mileage_0_to_1000000"),
+        ("mileage", 1_000_001, "tbl_car_price_mileage_0_to_1000000"),
+        ("tax", -1, "tbl_car_price_tax_0_to_5000"),
+        ("tax", 5001, "tbl_car_price_tax_0_to_5000"),
+        ("price", 0, "tbl_car_price_price_over_0_to_10000000"),
+        ("price", 10_000_001, "tbl_car_price_price_over_0_to_10000000"),
+        ("transmission", "Telepathic", "tbl_car_price_transmission_known"),
+        ("fuel_type", "Steam", "tbl_car_price_fuel_type_known"),
+        ("fuel_type", "x" * 21, "tbl_car_price_fuel_type_at_most_20_chars"),
+    ],
+)
 def test_each_rule_refuses_with_its_name(
-        db: psycopg.Connection, field: str, value: object, constraint: str) -> None:
+    db: psycopg.Connection, field: str, value: object, constraint: str
+) -> None:
     with pytest.raises(psycopg.errors.CheckViolation) as error:
         _insert(db, dict(VALID, **{field: value}))
     assert f'violates check constraint "{constraint}"' in str(error.value)
     assert error.value.diag.constraint_name == constraint
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("year", LATEST), ("year", 1900), ("model", "x" * 100), ("model", "Focus\tST"),
-    ("mpg", 500), ("mpg", None), ("tax", 0), ("engine_size", 0), ("mileage", 1_000_000),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("year", LATEST),
+        ("year", 1900),
+        ("model", "x" * 100),
+        ("model", "Focus\tST"),
+        ("mpg", 500),
+        ("mpg", None),
+        ("tax", 0),
+        ("engine_size", 0),
+        ("mileage", 1_000_000),
+    ],
+)
 def test_edge_values_inside_the_rules_are_accepted(
-        db: psycopg.Connection, field: str, value: object) -> None:
+    db: psycopg.Connection, field: str, value: object
+) -> None:
     _insert(db, dict(VALID, **{field: value}))
 
 
 def test_the_rule_comment_says_what_is_wrong(db: psycopg.Connection) -> None:
-    says = db.execute("SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint "
-                      "WHERE conname = 'tbl_car_price_mpg_over_0_to_500'").fetchone()
+    says = db.execute(
+        "SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint "
+        "WHERE conname = 'tbl_car_price_mpg_over_0_to_500'"
+    ).fetchone()
     assert says == ("mpg is a finite number above 0 and at most 500",)
 
 

@@ -15,12 +15,23 @@ import pytest
 
 from stack.settings import StackSettings
 
-COLUMNS = ("car_id", "status", "predicted_price", "price_low", "price_high", "model_version",
-           "reason", "refused_field", "source_lsn")
+COLUMNS = (
+    "car_id",
+    "status",
+    "predicted_price",
+    "price_low",
+    "price_high",
+    "model_version",
+    "reason",
+    "refused_field",
+    "source_lsn",
+)
 # What the Debezium JDBC sink (PostgreSQL dialect, insert.mode=upsert) executes.
-UPSERT = (f"INSERT INTO tbl_price_prediction ({', '.join(COLUMNS)}) "
-          f"VALUES ({', '.join(f'%({c})s' for c in COLUMNS)}) ON CONFLICT (car_id) DO UPDATE SET "
-          + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:]))
+UPSERT = (
+    f"INSERT INTO tbl_price_prediction ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in COLUMNS)}) ON CONFLICT (car_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:])
+)
 
 
 @pytest.fixture()
@@ -37,15 +48,31 @@ def car_id() -> int:
 
 
 def priced(car_id: int, price: float, lsn: int | None) -> dict[str, Any]:
-    return dict(car_id=car_id, status="priced", predicted_price=price, price_low=price * 0.9,
-                price_high=price * 1.1, model_version="car_price_xgb:test", reason=None,
-                refused_field=None, source_lsn=lsn)
+    return dict(
+        car_id=car_id,
+        status="priced",
+        predicted_price=price,
+        price_low=price * 0.9,
+        price_high=price * 1.1,
+        model_version="car_price_xgb:test",
+        reason=None,
+        refused_field=None,
+        source_lsn=lsn,
+    )
 
 
 def refused(car_id: int, reason: str, field: str | None, lsn: int) -> dict[str, Any]:
-    return dict(car_id=car_id, status="refused", predicted_price=None, price_low=None,
-                price_high=None, model_version=None, reason=reason, refused_field=field,
-                source_lsn=lsn)
+    return dict(
+        car_id=car_id,
+        status="refused",
+        predicted_price=None,
+        price_low=None,
+        price_high=None,
+        model_version=None,
+        reason=reason,
+        refused_field=field,
+        source_lsn=lsn,
+    )
 
 
 def deleted(car_id: int, lsn: int) -> dict[str, Any]:
@@ -58,8 +85,11 @@ def upsert(conn: psycopg.Connection, record: dict[str, Any]) -> int:
 
 
 def state(conn: psycopg.Connection, car_id: int) -> tuple | None:
-    return conn.execute("SELECT status, predicted_price, reason, source_lsn "
-                        "FROM tbl_price_prediction WHERE car_id = %s", (car_id,)).fetchone()
+    return conn.execute(
+        "SELECT status, predicted_price, reason, source_lsn "
+        "FROM tbl_price_prediction WHERE car_id = %s",
+        (car_id,),
+    ).fetchone()
 
 
 def test_newer_position_applies_older_is_ignored(sink: psycopg.Connection, car_id: int) -> None:
@@ -73,7 +103,8 @@ def test_newer_position_applies_older_is_ignored(sink: psycopg.Connection, car_i
 
 
 def test_a_refused_update_replaces_the_price_and_a_later_valid_one_prices_again(
-        sink: psycopg.Connection, car_id: int) -> None:
+    sink: psycopg.Connection, car_id: int
+) -> None:
     upsert(sink, priced(car_id, 10_000, lsn=100))
     upsert(sink, refused(car_id, "year 2060 is after next year", "year", lsn=200))
     assert state(sink, car_id) == ("refused", None, "year 2060 is after next year", 200)
@@ -83,7 +114,8 @@ def test_a_refused_update_replaces_the_price_and_a_later_valid_one_prices_again(
 
 
 def test_a_tombstone_delete_keeps_older_events_from_bringing_the_row_back(
-        sink: psycopg.Connection, car_id: int) -> None:
+    sink: psycopg.Connection, car_id: int
+) -> None:
     upsert(sink, priced(car_id, 10_000, lsn=100))
     sink.execute("DELETE FROM tbl_price_prediction WHERE car_id = %s", (car_id,))  # tombstone
     assert upsert(sink, priced(car_id, 10_000, lsn=100)) == 0, "re-delivered: stays deleted"
@@ -92,12 +124,14 @@ def test_a_tombstone_delete_keeps_older_events_from_bringing_the_row_back(
 
 
 def test_a_deleted_record_leaves_no_row_and_blocks_older_states(
-        sink: psycopg.Connection, car_id: int) -> None:
+    sink: psycopg.Connection, car_id: int
+) -> None:
     upsert(sink, priced(car_id, 10_000, lsn=100))
     assert upsert(sink, deleted(car_id, lsn=300)) == 0, "a deletion is never stored"
     assert state(sink, car_id) is None
-    assert sink.execute("SELECT source_lsn FROM tbl_price_prediction_deleted WHERE car_id = %s",
-                        (car_id,)).fetchone() == (300,)
+    assert sink.execute(
+        "SELECT source_lsn FROM tbl_price_prediction_deleted WHERE car_id = %s", (car_id,)
+    ).fetchone() == (300,)
     for lsn in (100, 200, 300):  # in flight before the delete, then re-delivered
         assert upsert(sink, priced(car_id, 9_000, lsn=lsn)) == 0
         assert upsert(sink, refused(car_id, "late", "year", lsn=lsn)) == 0
@@ -106,7 +140,8 @@ def test_a_deleted_record_leaves_no_row_and_blocks_older_states(
 
 
 def test_a_deletion_older_than_the_stored_state_leaves_it(
-        sink: psycopg.Connection, car_id: int) -> None:
+    sink: psycopg.Connection, car_id: int
+) -> None:
     upsert(sink, priced(car_id, 10_000, lsn=200))
     upsert(sink, deleted(car_id, lsn=100))
     assert state(sink, car_id) == ("priced", 10_000, None, 200)
@@ -114,23 +149,29 @@ def test_a_deletion_older_than_the_stored_state_leaves_it(
 
 def test_records_without_a_position_apply_as_before(sink: psycopg.Connection, car_id: int) -> None:
     """The transformer before issue 9: no status, no source_lsn."""
-    legacy = ("INSERT INTO tbl_price_prediction (car_id, predicted_price, price_low, price_high, "
-              "model_version) VALUES (%s, %s, %s, %s, 'v1') ON CONFLICT (car_id) DO UPDATE SET "
-              "predicted_price = EXCLUDED.predicted_price")
+    legacy = (
+        "INSERT INTO tbl_price_prediction (car_id, predicted_price, price_low, price_high, "
+        "model_version) VALUES (%s, %s, %s, %s, 'v1') ON CONFLICT (car_id) DO UPDATE SET "
+        "predicted_price = EXCLUDED.predicted_price"
+    )
     sink.execute(legacy, (car_id, 10_000, 9_000, 11_000))
     sink.execute(legacy, (car_id, 12_000, 9_000, 11_000))
     assert state(sink, car_id) == ("priced", 12_000, None, None)
 
 
-@pytest.mark.parametrize(("record", "constraint"), [
-    (dict(status="refused", reason=None), "tbl_price_prediction_refused_has_reason_no_price"),
-    (dict(status="refused", reason="why"), "tbl_price_prediction_refused_has_reason_no_price"),
-    (dict(predicted_price=None), "tbl_price_prediction_priced_has_prices"),
-    (dict(model_version=None), "tbl_price_prediction_priced_has_prices"),
-    (dict(status="pending"), "tbl_price_prediction_status_known"),
-])
+@pytest.mark.parametrize(
+    ("record", "constraint"),
+    [
+        (dict(status="refused", reason=None), "tbl_price_prediction_refused_has_reason_no_price"),
+        (dict(status="refused", reason="why"), "tbl_price_prediction_refused_has_reason_no_price"),
+        (dict(predicted_price=None), "tbl_price_prediction_priced_has_prices"),
+        (dict(model_version=None), "tbl_price_prediction_priced_has_prices"),
+        (dict(status="pending"), "tbl_price_prediction_status_known"),
+    ],
+)
 def test_each_state_rule_refuses_with_its_name(
-        sink: psycopg.Connection, car_id: int, record: dict, constraint: str) -> None:
+    sink: psycopg.Connection, car_id: int, record: dict, constraint: str
+) -> None:
     with pytest.raises(psycopg.errors.CheckViolation) as error:
         upsert(sink, dict(priced(car_id, 10_000, lsn=1), **record))
     assert error.value.diag.constraint_name == constraint
@@ -141,14 +182,25 @@ def test_the_view_says_refused_with_the_reason(db: psycopg.Connection) -> None:
         car_id = db.execute(
             "INSERT INTO tbl_car_price (model, year, price, transmission, mileage, fuel_type, "
             "engine_size) VALUES ('Fiesta', 2019, 9000, 'Manual', 1000, 'Petrol', 1.0) "
-            "RETURNING id").fetchone()[0]
-        assert db.execute("SELECT verdict FROM v_car_price_recommendation WHERE id = %s",
-                          (car_id,)).fetchone() == ("pending",)
+            "RETURNING id"
+        ).fetchone()[0]
+        assert db.execute(
+            "SELECT verdict FROM v_car_price_recommendation WHERE id = %s", (car_id,)
+        ).fetchone() == ("pending",)
         upsert(db, refused(car_id, "mileage is above 1000000", "mileage", lsn=10))
-        row = db.execute("SELECT verdict, predicted_price, status, reason, refused_field "
-                         "FROM v_car_price_recommendation WHERE id = %s", (car_id,)).fetchone()
-        assert row == ("refused: mileage is above 1000000", None, "refused",
-                       "mileage is above 1000000", "mileage")
+        row = db.execute(
+            "SELECT verdict, predicted_price, status, reason, refused_field "
+            "FROM v_car_price_recommendation WHERE id = %s",
+            (car_id,),
+        ).fetchone()
+        assert row == (
+            "refused: mileage is above 1000000",
+            None,
+            "refused",
+            "mileage is above 1000000",
+            "mileage",
+        )
         upsert(db, priced(car_id, 9_500, lsn=20))
-        assert db.execute("SELECT verdict FROM v_car_price_recommendation WHERE id = %s",
-                          (car_id,)).fetchone() == ("fair",)
+        assert db.execute(
+            "SELECT verdict FROM v_car_price_recommendation WHERE id = %s", (car_id,)
+        ).fetchone() == ("fair",)

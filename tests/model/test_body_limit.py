@@ -12,8 +12,10 @@ def _run(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[list[
     """Drive the middleware; returns (messages sent to the client, bytes the app read)."""
     sent: list[dict[str, Any]] = []
     read = 0
-    queue = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-             for i, c in enumerate(chunks)]
+    queue = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
 
     async def receive() -> dict[str, Any]:
         return queue.pop(0) if queue else {"type": "http.disconnect"}

@@ -197,9 +197,7 @@ def test_seed_readme_array_request(client: httpx.Client) -> None:
     )
     assert response.status_code == 200, response.text
     body = json.loads(SEED_README_BODY)
-    cars = [
-        {CSV_TO_DB[c]: body[c][i] for c in body if c != "price"} for i in range(2)
-    ]
+    cars = [{CSV_TO_DB[c]: body[c][i] for c in body if c != "price"} for i in range(2)]
     assert response.json() == [a["predicted_price"] for a in predict(client, cars)]
 
 
@@ -226,10 +224,11 @@ def test_unknown_fields_are_400_naming_them(client: httpx.Client) -> None:
     item = listings(1)[0]
     cases = {
         "/predict": ({"listings": [item], "dry_run": True}, ["dry_run"]),
-        "/predict#listing": ({"listings": [item, item | {"colour": "red"}]},
-                             ["listings", 1, "colour"]),
-        "/predict_seed": (json.loads(make_ford_like(1).to_json()) | {"doors": {"0": 5}},
-                          ["doors"]),
+        "/predict#listing": (
+            {"listings": [item, item | {"colour": "red"}]},
+            ["listings", 1, "colour"],
+        ),
+        "/predict_seed": (json.loads(make_ford_like(1).to_json()) | {"doors": {"0": 5}}, ["doors"]),
     }
     for route, (body, loc) in cases.items():
         response = client.post(route.split("#")[0], json=body)
@@ -281,8 +280,10 @@ def _raw_request(base_url: str, head: bytes, body_chunks: list[bytes]) -> tuple[
 def test_oversized_declared_body_is_413_before_it_is_sent(server: str) -> None:
     from model.api_schema import MAX_BODY_BYTES
 
-    head = (f"POST /predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
-            f"content-length: {MAX_BODY_BYTES * 20}\r\n\r\n").encode()
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: {MAX_BODY_BYTES * 20}\r\n\r\n"
+    ).encode()
     answer, seconds = _raw_request(server, head, [b'{"listings": ['])  # the rest never comes
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert seconds < 5
@@ -291,8 +292,10 @@ def test_oversized_declared_body_is_413_before_it_is_sent(server: str) -> None:
 def test_oversized_chunked_body_is_413(server: str) -> None:
     from model.api_schema import MAX_BODY_BYTES
 
-    head = (b"POST /predict_seed HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
-            b"transfer-encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /predict_seed HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        b"transfer-encoding: chunked\r\n\r\n"
+    )
     piece = b" " * 65536
     chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * (MAX_BODY_BYTES // len(piece) + 2)
     answer, _ = _raw_request(server, head, [*chunks, b"0\r\n\r\n"])

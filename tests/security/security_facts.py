@@ -33,8 +33,9 @@ def process_uid(pid: int) -> int:
     raise AssertionError(f"/proc/{pid}/status has no Uid line")
 
 
-def connect_as(settings: StackSettings, role: str, database: str | None = None
-               ) -> psycopg.Connection:
+def connect_as(
+    settings: StackSettings, role: str, database: str | None = None
+) -> psycopg.Connection:
     """Autocommit connection as `cdc`, `sink`, `app` or `superuser`, password from .env."""
     pg = settings.postgres
     user, password = {
@@ -43,14 +44,17 @@ def connect_as(settings: StackSettings, role: str, database: str | None = None
         "app": (pg.app_db_user, pg.app_db_password),
         "superuser": (pg.pg_superuser, pg.pg_superuser_password),
     }[role]
-    return psycopg.connect(pg.dsn(user=user, password=password, database=database),
-                           autocommit=True, connect_timeout=5)
+    return psycopg.connect(
+        pg.dsn(user=user, password=password, database=database), autocommit=True, connect_timeout=5
+    )
 
 
 def passwords(settings: StackSettings) -> dict[str, str]:
     """Every role's password, by its .env name."""
     pg = settings.postgres
-    return {"PG_SUPERUSER_PASSWORD": pg.pg_superuser_password,
-            "APP_DB_PASSWORD": pg.app_db_password,
-            "CDC_DB_PASSWORD": pg.cdc_db_password,
-            "SINK_DB_PASSWORD": pg.sink_db_password}
+    return {
+        "PG_SUPERUSER_PASSWORD": pg.pg_superuser_password,
+        "APP_DB_PASSWORD": pg.app_db_password,
+        "CDC_DB_PASSWORD": pg.cdc_db_password,
+        "SINK_DB_PASSWORD": pg.sink_db_password,
+    }

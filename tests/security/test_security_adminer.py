@@ -12,15 +12,35 @@ from security_facts import process_uid, program_pids
 from stack.settings import StackSettings
 
 # every other script of Debian's package, and Adminer's own include files
-NOT_ADMINER = ["/compile.php", "/coverage.php", "/editor.php", "/adminer.php", "/lang.php",
-               "/editor/index.php", "/adminer/sqlite.php", "/adminer/designs.php",
-               "/adminer/plugin.php", "/adminer/include/bootstrap.inc.php",
-               "/adminer/select.inc.php", "/plugins/plugin.php", "/externals/JsShrink/",
-               "/adminer/static/../../compile.php", "/adminer/static/%2e%2e/%2e%2e/compile.php",
-               "/adminer/index.php/../../compile.php", "/%63ompile.php", "/designs/",
-               "/adminer/static/", "/nonexistent.php"]
-ASSETS = ["/adminer/static/default.css", "/adminer/static/functions.js",
-          "/adminer/static/editing.js", "/adminer/static/favicon.ico", "/externals/jush/jush.css"]
+NOT_ADMINER = [
+    "/compile.php",
+    "/coverage.php",
+    "/editor.php",
+    "/adminer.php",
+    "/lang.php",
+    "/editor/index.php",
+    "/adminer/sqlite.php",
+    "/adminer/designs.php",
+    "/adminer/plugin.php",
+    "/adminer/include/bootstrap.inc.php",
+    "/adminer/select.inc.php",
+    "/plugins/plugin.php",
+    "/externals/JsShrink/",
+    "/adminer/static/../../compile.php",
+    "/adminer/static/%2e%2e/%2e%2e/compile.php",
+    "/adminer/index.php/../../compile.php",
+    "/%63ompile.php",
+    "/designs/",
+    "/adminer/static/",
+    "/nonexistent.php",
+]
+ASSETS = [
+    "/adminer/static/default.css",
+    "/adminer/static/functions.js",
+    "/adminer/static/editing.js",
+    "/adminer/static/favicon.ico",
+    "/externals/jush/jush.css",
+]
 
 
 def _base(settings: StackSettings) -> str:

@@ -28,10 +28,12 @@ from tests.e2e.conftest import FIESTA, insert_listing, prediction
 
 AWKWARD = "@:/%#'\" \\&?="
 ENV_FILE = REPO_ROOT / ".env"
-ROLE_KEYS = {"superuser": ("PG_SUPERUSER", "PG_SUPERUSER_PASSWORD"),
-             "app": ("APP_DB_USER", "APP_DB_PASSWORD"),
-             "cdc": ("CDC_DB_USER", "CDC_DB_PASSWORD"),
-             "sink": ("SINK_DB_USER", "SINK_DB_PASSWORD")}
+ROLE_KEYS = {
+    "superuser": ("PG_SUPERUSER", "PG_SUPERUSER_PASSWORD"),
+    "app": ("APP_DB_USER", "APP_DB_PASSWORD"),
+    "cdc": ("CDC_DB_USER", "CDC_DB_PASSWORD"),
+    "sink": ("SINK_DB_USER", "SINK_DB_PASSWORD"),
+}
 
 
 def _dotenv_quoted(value: str) -> str:
@@ -41,28 +43,39 @@ def _dotenv_quoted(value: str) -> str:
 
 def _with_passwords(text: str, new: dict[str, str]) -> str:
     for key, value in new.items():
-        text, count = re.subn(rf"^{key}=.*$", lambda _: f"{key}={_dotenv_quoted(value)}",
-                              text, flags=re.MULTILINE)
+        text, count = re.subn(
+            rf"^{key}=.*$", lambda _: f"{key}={_dotenv_quoted(value)}", text, flags=re.MULTILINE
+        )
         assert count == 1, f".env has no single {key}= line"
     return text
 
 
 def _stack(*args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "stack", *args], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "stack", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, f"stack {args}: {result.stdout}\n{result.stderr}"
 
 
-def _set_role_passwords(settings: StackSettings, superuser_password: str,
-                        passwords: dict[str, str]) -> None:
+def _set_role_passwords(
+    settings: StackSettings, superuser_password: str, passwords: dict[str, str]
+) -> None:
     """ALTER ROLE every role, logged in as the superuser with `superuser_password`."""
     pg = settings.postgres
     dsn = pg.dsn(user=pg.pg_superuser, password=superuser_password)
     with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
         for user_key, password_key in ROLE_KEYS.values():
             user = getattr(pg, user_key.lower())
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(user), sql.Literal(passwords[password_key])))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(user), sql.Literal(passwords[password_key])
+                )
+            )
 
 
 def _apply() -> None:
@@ -95,16 +108,29 @@ def awkward_stack(stack_ready: StackSettings) -> Iterator[StackSettings]:
 def _adminer_login(settings: StackSettings, password: str) -> str:
     """Log into Adminer as the app role; the page Adminer answers with."""
     pg = settings.postgres
-    with httpx.Client(base_url=settings.services.adminer_url, timeout=30,
-                      follow_redirects=True) as client:
+    with httpx.Client(
+        base_url=settings.services.adminer_url, timeout=30, follow_redirects=True
+    ) as client:
         client.get("")
-        response = client.post("", data={
-            "auth[driver]": "pgsql", "auth[server]": f"{pg.pg_host}:{pg.pg_port}",
-            "auth[username]": pg.app_db_user, "auth[password]": password,
-            "auth[db]": pg.pg_database})
-        listing = client.get("", params={"pgsql": f"{pg.pg_host}:{pg.pg_port}",
-                                         "username": pg.app_db_user, "db": pg.pg_database,
-                                         "ns": "public"})
+        response = client.post(
+            "",
+            data={
+                "auth[driver]": "pgsql",
+                "auth[server]": f"{pg.pg_host}:{pg.pg_port}",
+                "auth[username]": pg.app_db_user,
+                "auth[password]": password,
+                "auth[db]": pg.pg_database,
+            },
+        )
+        listing = client.get(
+            "",
+            params={
+                "pgsql": f"{pg.pg_host}:{pg.pg_port}",
+                "username": pg.app_db_user,
+                "db": pg.pg_database,
+                "ns": "public",
+            },
+        )
         return response.text + listing.text
 
 
@@ -120,8 +146,13 @@ def test_awkward_passwords_work_end_to_end(awkward_stack: StackSettings) -> None
             pass
 
     # the migrations (SQLAlchemy URL), as the superuser
-    migrate = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"],
-                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    migrate = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert migrate.returncode == 0, migrate.stderr
 
     # the pipeline: Debezium (car_cdc) -> transformer -> JDBC sink (car_sink)

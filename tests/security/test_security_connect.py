@@ -29,38 +29,53 @@ def rest(stack_ready: StackSettings) -> Iterator[httpx.Client]:
 
 def _validated_values(rest: httpx.Client, **config: str) -> dict[str, str]:
     """What Connect's validation made of each (non-password) setting, as it answers it."""
-    body = {"connector.class": SINK, "topics": "security_probe",
-            "connection.url": "jdbc:postgresql://127.0.0.1:1/none", **config}
+    body = {
+        "connector.class": SINK,
+        "topics": "security_probe",
+        "connection.url": "jdbc:postgresql://127.0.0.1:1/none",
+        **config,
+    }
     response = rest.put("/connector-plugins/JdbcSinkConnector/config/validate", json=body)
     assert response.status_code == 200, response.text
-    return {item["value"]["name"]: str(item["value"]["value"])
-            for item in response.json()["configs"]}
+    return {
+        item["value"]["name"]: str(item["value"]["value"]) for item in response.json()["configs"]
+    }
 
 
-def test_env_provider_resolves_only_the_connector_names(rest: httpx.Client,
-                                                        stack_ready: StackSettings) -> None:
+def test_env_provider_resolves_only_the_connector_names(
+    rest: httpx.Client, stack_ready: StackSettings
+) -> None:
     values = _validated_values(
-        rest, **{"collection.name.format": "${env:CDC_DB_USER}",
-                 "topics": "${env:PG_SUPERUSER_PASSWORD}",
-                 "connection.username": "${env:APP_DB_PASSWORD}"})
+        rest,
+        **{
+            "collection.name.format": "${env:CDC_DB_USER}",
+            "topics": "${env:PG_SUPERUSER_PASSWORD}",
+            "connection.username": "${env:APP_DB_PASSWORD}",
+        },
+    )
     assert values["collection.name.format"] == stack_ready.postgres.cdc_db_user  # control
     assert values["topics"] == "${env:PG_SUPERUSER_PASSWORD}"
     assert values["connection.username"] == "${env:APP_DB_PASSWORD}"
 
 
-def test_file_provider_reads_only_the_secrets_folder(rest: httpx.Client,
-                                                     stack_ready: StackSettings) -> None:
+def test_file_provider_reads_only_the_secrets_folder(
+    rest: httpx.Client, stack_ready: StackSettings
+) -> None:
     token = uuid.uuid4().hex
     probe = stack_ready.secrets_dir / f"probe-{token}.properties"
     probe.write_text(f"probe={token}\n")
     env_file = REPO_ROOT / ".env"
     climb_out = f"{stack_ready.secrets_dir}/../../.env"  # inside the folder, by its name only
     try:
-        values = _validated_values(rest, **{
-            "collection.name.format": f"${{file:{probe}:probe}}",
-            "topics": f"${{file:{env_file}:PG_SUPERUSER_PASSWORD}}",
-            "connection.username": f"${{file:{climb_out}:APP_DB_PASSWORD}}",
-            "connection.url": "${file:/etc/passwd:root}"})
+        values = _validated_values(
+            rest,
+            **{
+                "collection.name.format": f"${{file:{probe}:probe}}",
+                "topics": f"${{file:{env_file}:PG_SUPERUSER_PASSWORD}}",
+                "connection.username": f"${{file:{climb_out}:APP_DB_PASSWORD}}",
+                "connection.url": "${file:/etc/passwd:root}",
+            },
+        )
     finally:
         probe.unlink()
     assert values["collection.name.format"] == token  # control: the allowed folder resolves
@@ -71,24 +86,31 @@ def test_file_provider_reads_only_the_secrets_folder(rest: httpx.Client,
 
 
 def test_a_connector_using_the_superuser_password_gets_nothing(
-        rest: httpx.Client, stack_ready: StackSettings) -> None:
+    rest: httpx.Client, stack_ready: StackSettings
+) -> None:
     """A throwaway sink that logs in as the superuser with ${env:PG_SUPERUSER_PASSWORD}:
     had the reference resolved, it would run; it must fail, and leak nothing."""
     pg = stack_ready.postgres
     name = f"security-probe-{uuid.uuid4().hex[:8]}"
-    config = {"connector.class": SINK, "tasks.max": "1", "topics": f"{name}-topic",
-              "connection.url": f"jdbc:postgresql://{pg.pg_host}:{pg.pg_port}/{pg.pg_database}",
-              "connection.username": pg.pg_superuser,
-              "connection.password": "${env:PG_SUPERUSER_PASSWORD}",
-              "collection.name.format": "${env:PG_SUPERUSER_PASSWORD}"}
+    config = {
+        "connector.class": SINK,
+        "tasks.max": "1",
+        "topics": f"{name}-topic",
+        "connection.url": f"jdbc:postgresql://{pg.pg_host}:{pg.pg_port}/{pg.pg_database}",
+        "connection.username": pg.pg_superuser,
+        "connection.password": "${env:PG_SUPERUSER_PASSWORD}",
+        "collection.name.format": "${env:PG_SUPERUSER_PASSWORD}",
+    }
     try:
         response = rest.put(f"/connectors/{name}/config", json=config)
         assert response.status_code in (200, 201), response.text
         status = _settled_status(rest, name)
         assert status["state"] == "FAILED", status  # resolved, it would log in and run
-        everything = rest.get(f"/connectors/{name}/status").text + \
-            rest.get(f"/connectors/{name}/config").text + \
-            rest.get(f"/connectors/{name}/tasks").text
+        everything = (
+            rest.get(f"/connectors/{name}/status").text
+            + rest.get(f"/connectors/{name}/config").text
+            + rest.get(f"/connectors/{name}/tasks").text
+        )
         for secret in passwords(stack_ready).values():
             assert secret not in everything
     finally:
@@ -110,9 +132,12 @@ def _settled_status(rest: httpx.Client, name: str, timeout: float = 90) -> dict:
 
 def test_connectors_cannot_override_the_workers_clients(rest: httpx.Client) -> None:
     name = f"security-probe-{uuid.uuid4().hex[:8]}"
-    config = {"connector.class": SINK, "topics": f"{name}-topic",
-              "connection.url": "jdbc:postgresql://127.0.0.1:1/none",
-              "consumer.override.bootstrap.servers": "198.51.100.1:9092"}
+    config = {
+        "connector.class": SINK,
+        "topics": f"{name}-topic",
+        "connection.url": "jdbc:postgresql://127.0.0.1:1/none",
+        "consumer.override.bootstrap.servers": "198.51.100.1:9092",
+    }
     try:
         response = rest.put(f"/connectors/{name}/config", json=config)
         assert response.status_code == 400, response.text

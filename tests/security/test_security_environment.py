@@ -13,8 +13,7 @@ PROCESSES = ["supervisord", "postgres", "kafka", "connect", "bentoml", "transfor
 
 
 @pytest.mark.parametrize("name", PROCESSES)
-def test_process_holds_only_the_passwords_it_needs(stack_ready: StackSettings,
-                                                   name: str) -> None:
+def test_process_holds_only_the_passwords_it_needs(stack_ready: StackSettings, name: str) -> None:
     env = process_environment(program_pids(stack_ready)[name])
     allowed = ALLOWED.get(name, set())
     for key, secret in passwords(stack_ready).items():
@@ -27,5 +26,6 @@ def test_process_holds_only_the_passwords_it_needs(stack_ready: StackSettings,
 
 def test_connect_environment_is_the_allowlist(stack_ready: StackSettings) -> None:
     from stack.environments import CONNECT_ENV, OS_BASICS
+
     env = process_environment(program_pids(stack_ready)["connect"])
     assert set(env) - set(OS_BASICS) == set(CONNECT_ENV)

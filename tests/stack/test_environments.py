@@ -18,8 +18,12 @@ from stack.environments import (
 from stack.render import TEMPLATES, extra_worker_properties
 from stack.settings import REPO_ROOT, StackSettings
 
-SECRETS = {"PG_SUPERUSER_PASSWORD": "super-secret-1", "APP_DB_PASSWORD": "app-secret-2",
-           "CDC_DB_PASSWORD": "cdc-secret-3", "SINK_DB_PASSWORD": "sink-secret-4"}
+SECRETS = {
+    "PG_SUPERUSER_PASSWORD": "super-secret-1",
+    "APP_DB_PASSWORD": "app-secret-2",
+    "CDC_DB_PASSWORD": "cdc-secret-3",
+    "SINK_DB_PASSWORD": "sink-secret-4",
+}
 
 
 @pytest.fixture()
@@ -36,7 +40,8 @@ def _values(env: dict[str, str]) -> set[str]:
 
 
 def test_connect_gets_the_cdc_and_sink_credentials_and_nothing_else(
-        settings: StackSettings) -> None:
+    settings: StackSettings,
+) -> None:
     env = program_environment(settings, "connect")
     assert set(env) - set(OS_BASICS) == set(CONNECT_ENV)
     assert env["CDC_DB_PASSWORD"] == "cdc-secret-3"
@@ -45,8 +50,9 @@ def test_connect_gets_the_cdc_and_sink_credentials_and_nothing_else(
 
 
 @pytest.mark.parametrize("program", ["transformer", "bentoml"])
-def test_the_python_services_get_no_database_password(settings: StackSettings,
-                                                      program: str) -> None:
+def test_the_python_services_get_no_database_password(
+    settings: StackSettings, program: str
+) -> None:
     env = program_environment(settings, program)
     assert not set(SECRETS.values()) & _values(env)
     assert not [key for key in env if key.endswith("_PASSWORD")]
@@ -99,13 +105,20 @@ def test_worker_refuses_client_overrides_and_files_outside_the_secrets_folder() 
 
 
 def test_connect_settings_become_worker_properties_like_debeziums_image() -> None:
-    text = extra_worker_properties({
-        "CONNECT_SECURITY_PROTOCOL": "SASL_SSL",
-        "CONNECT_PRODUCER_SASL_MECHANISM": "SCRAM-SHA-512",
-        "CONNECT_SSL_TRUSTSTORE_LOCATION": "/etc/kafka/trust.p12",
-        "CONNECT_PORT": "8083", "CONNECT_HOST": "127.0.0.1", "KAFKA_PORT": "9092"})
+    text = extra_worker_properties(
+        {
+            "CONNECT_SECURITY_PROTOCOL": "SASL_SSL",
+            "CONNECT_PRODUCER_SASL_MECHANISM": "SCRAM-SHA-512",
+            "CONNECT_SSL_TRUSTSTORE_LOCATION": "/etc/kafka/trust.p12",
+            "CONNECT_PORT": "8083",
+            "CONNECT_HOST": "127.0.0.1",
+            "KAFKA_PORT": "9092",
+        }
+    )
     lines = [line for line in text.splitlines() if not line.startswith("#")]
-    assert lines == ["producer.sasl.mechanism=SCRAM-SHA-512",
-                     "security.protocol=SASL_SSL",
-                     "ssl.truststore.location=/etc/kafka/trust.p12"]
+    assert lines == [
+        "producer.sasl.mechanism=SCRAM-SHA-512",
+        "security.protocol=SASL_SSL",
+        "ssl.truststore.location=/etc/kafka/trust.p12",
+    ]
     assert extra_worker_properties({"CONNECT_PORT": "1"}) == ""

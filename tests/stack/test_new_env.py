@@ -20,8 +20,9 @@ def test_new_env_has_random_private_passwords(tmp_path: Path) -> None:
     assert keys and set(keys) == {key for key in example if key.endswith("_PASSWORD")}
     for key in keys:
         assert a[key] != example[key] and a[key] != b[key] and len(a[key]) >= 32
-    assert {key: a[key] for key in example if key not in keys} == \
-        {key: value for key, value in example.items() if key not in keys}
+    assert {key: a[key] for key in example if key not in keys} == {
+        key: value for key, value in example.items() if key not in keys
+    }
     assert first.stat().st_mode & 0o777 == 0o600
 
 

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch demo train bench bench-model bench-pipeline test lint
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch demo train bench bench-model bench-pipeline test test-unit lint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -71,5 +71,9 @@ bench-model: ## latency and throughput of the running BentoML service
 test: up ## start what the tests need, then run the whole test suite
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: ## ruff
+test-unit: ## the tests that need no running service and train no model (seconds, for quick edits)
+	@$(PY) -m pytest -m "not stack and not slow" $(PYTEST_ARGS)
+
+lint: ## ruff check and ruff format --check
 	@.venv/bin/ruff check stack migrations transformer model tests
+	@.venv/bin/ruff format --check stack migrations transformer model tests

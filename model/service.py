@@ -12,7 +12,6 @@ The model (`car_price_xgb:latest`, or $BENTOML_MODEL_TAG) is loaded once per wor
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,7 @@ from model.api_schema import (
     seed_columns_to_listings,
 )
 from model.predictor import PricePredictor
-from model.store import served_tag
-
-#: XGBoost threads per prediction; 2 cores are shared with Kafka on the dev box.
-PREDICT_THREADS = int(os.environ.get("CAR_PRICE_PREDICT_THREADS", "2"))
+from model.store import ServingSettings, served_tag
 
 ColumnOf = dict[str, Any] | None
 
@@ -47,7 +43,7 @@ class CarPriceService:
 
     def __init__(self) -> None:
         self.predictor = PricePredictor.load(
-            Path(self.stored_model.path), n_threads=PREDICT_THREADS
+            Path(self.stored_model.path), n_threads=ServingSettings().car_price_predict_threads
         )
         self.model_version = str(self.stored_model.tag)
 

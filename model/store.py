@@ -1,27 +1,39 @@
 """Save the price model to, and load it from, the BentoML model store.
 
 The store location follows $BENTOML_HOME (the Makefile points it at .state/bentoml),
-so tests can use a throw-away store by setting that variable.
+so tests can use a throw-away store by setting that variable. What the service reads
+at start is declared once, in `ServingSettings` (the bento ships model/ only, so the
+class lives here rather than in stack/settings.py).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import bentoml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.predictor import PricePredictor
 
 MODEL_NAME = "car_price_xgb"
-#: Env var that pins the served model; unset means the newest `car_price_xgb`.
-MODEL_TAG_ENV_VAR = "BENTOML_MODEL_TAG"
+
+
+class ServingSettings(BaseSettings):
+    """BENTOML_MODEL_TAG pins the served model (unset: the newest `car_price_xgb`);
+    CAR_PRICE_PREDICT_THREADS: XGBoost threads per prediction (2 cores are shared with
+    Kafka on the dev box)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    bentoml_model_tag: str = ""
+    car_price_predict_threads: int = Field(2, ge=1)
 
 
 def served_tag() -> str:
     """The tag the service should load: $BENTOML_MODEL_TAG or the latest version."""
-    return os.environ.get(MODEL_TAG_ENV_VAR) or f"{MODEL_NAME}:latest"
+    return ServingSettings().bentoml_model_tag or f"{MODEL_NAME}:latest"
 
 
 def save_predictor(

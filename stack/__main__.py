@@ -66,18 +66,25 @@ def ford_csv_path(settings: StackSettings) -> Path:
 def ensure_model(settings: StackSettings) -> int:
     """Train once when the BentoML store has no model, so BentoML can start."""
     env = stack_environment(settings)
-    found = subprocess.run([str(VENV_BIN / "bentoml"), "models", "get", f"{MODEL_NAME}:latest"],
-                           env=env, capture_output=True, text=True)
+    found = subprocess.run(
+        [str(VENV_BIN / "bentoml"), "models", "get", f"{MODEL_NAME}:latest"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if found.returncode == 0:
         return 0
     data = ford_csv_path(settings)
     if not data.exists():
-        say(f"no model in the BentoML store and no data at {data}: get ford.csv "
-            "(README, 'Get the data') and set FORD_CSV in .env")
+        say(
+            f"no model in the BentoML store and no data at {data}: get ford.csv "
+            "(README, 'Get the data') and set FORD_CSV in .env"
+        )
         return 1
     say(f"no model in the BentoML store ({env['BENTOML_HOME']}): training on {data}")
-    return subprocess.run([sys.executable, "-m", "model.train", "--data", str(data)],
-                          env=env, cwd=REPO_ROOT).returncode
+    return subprocess.run(
+        [sys.executable, "-m", "model.train", "--data", str(data)], env=env, cwd=REPO_ROOT
+    ).returncode
 
 
 def urls(settings: StackSettings) -> int:
@@ -106,13 +113,17 @@ def status(settings: StackSettings) -> int:
         say("stack is down (supervisord not running) — `make up` starts it")
         return 3
     order = list(readiness.CHECKS)
-    processes = sorted(supervisor.processes(),
-                       key=lambda p: order.index(p.name) if p.name in order else len(order))
+    processes = sorted(
+        supervisor.processes(), key=lambda p: order.index(p.name) if p.name in order else len(order)
+    )
     for process in processes:
         check = readiness.CHECKS.get(process.name)
         reason = check(settings) if check and process.state == "RUNNING" else None
-        health = "" if check is None or process.state != "RUNNING" else \
-            ("ready" if reason is None else f"not ready: {reason}")
+        health = (
+            ""
+            if check is None or process.state != "RUNNING"
+            else ("ready" if reason is None else f"not ready: {reason}")
+        )
         if process.name == "transformer" and process.state == "RUNNING":
             health += f", lag {_transformer_lag(settings)}"
         print(f"{process.name:<12} {process.state:<9} {process.description:<32} {health}")
@@ -163,12 +174,23 @@ def restart(settings: StackSettings, program: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, run in {"up": up, "down": down, "status": status, "urls": urls,
-                      "demo": demo.run, "create-topics": create_topics}.items():
+    for name, run in {
+        "up": up,
+        "down": down,
+        "status": status,
+        "urls": urls,
+        "demo": demo.run,
+        "create-topics": create_topics,
+    }.items():
         commands.add_parser(name).set_defaults(run=run)
     deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")
-    deploy.add_argument("--connectors-dir", dest="directory", type=Path,
-                        default=connectors.CONNECTORS_DIR, help="folder of connector JSON files")
+    deploy.add_argument(
+        "--connectors-dir",
+        dest="directory",
+        type=Path,
+        default=connectors.CONNECTORS_DIR,
+        help="folder of connector JSON files",
+    )
     deploy.set_defaults(run=deploy_connectors)
     restart_one = commands.add_parser("restart", help="restart one supervisor program")
     restart_one.add_argument("program")

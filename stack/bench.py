@@ -29,8 +29,9 @@ def _rss_kib(pid: int) -> int:
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except OSError:
             continue
-        total += next((int(line.split()[1]) for line in status.splitlines()
-                       if line.startswith("VmRSS:")), 0)
+        total += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+        )
         todo.extend(int(child) for child in children)
     return total
 
@@ -47,9 +48,17 @@ def memory_table(settings: StackSettings) -> None:
 
 def _listing(i: int) -> tuple:
     models = ("Fiesta", "Focus", "Kuga", "EcoSport", "Puma")
-    return (models[i % 5], 2012 + i % 9, 6000 + i % 9000, ("Manual", "Automatic")[i % 2],
-            1000 + (i * 7919) % 90000, ("Petrol", "Diesel")[i % 2], 145, 45.0 + i % 20,
-            (1.0, 1.5, 2.0)[i % 3])
+    return (
+        models[i % 5],
+        2012 + i % 9,
+        6000 + i % 9000,
+        ("Manual", "Automatic")[i % 2],
+        1000 + (i * 7919) % 90000,
+        ("Petrol", "Diesel")[i % 2],
+        145,
+        45.0 + i % 20,
+        (1.0, 1.5, 2.0)[i % 3],
+    )
 
 
 def _measure(conn: psycopg.Connection, ids: list[int], timeout: float) -> tuple[list[float], float]:
@@ -58,7 +67,8 @@ def _measure(conn: psycopg.Connection, ids: list[int], timeout: float) -> tuple[
         rows = conn.execute(
             "SELECT extract(epoch FROM written_at - source_committed_at), "
             "extract(epoch FROM written_at) FROM tbl_price_prediction WHERE car_id = ANY(%s)",
-            (ids,)).fetchall()
+            (ids,),
+        ).fetchall()
         if len(rows) == len(ids):
             latencies = [float(row[0]) for row in rows]
             return latencies, max(float(row[1]) for row in rows)
@@ -71,17 +81,23 @@ def pipeline_table(settings: StackSettings) -> None:
     print(f"\n{'scenario':<34} {'rows':>5} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'rows/s':>8}")
     print("-" * 73)
     with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-        for label, count, per_tx in (("1 listing per transaction, x20", 20, 1),
-                                     ("500 listings in one transaction", 500, 500),
-                                     ("2,000 listings in one transaction", 2000, 2000)):
+        for label, count, per_tx in (
+            ("1 listing per transaction, x20", 20, 1),
+            ("500 listings in one transaction", 500, 500),
+            ("2,000 listings in one transaction", 2000, 2000),
+        ):
             ids: list[int] = []
             started = time.time()
             for first in range(0, count, per_tx):
                 with conn.transaction():
                     for i in range(first, first + per_tx):
-                        ids.append(conn.execute(f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES "
-                                                "(%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                                                _listing(i)).fetchone()[0])
+                        ids.append(
+                            conn.execute(
+                                f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES "
+                                "(%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+                                _listing(i),
+                            ).fetchone()[0]
+                        )
                 if per_tx == 1:
                     time.sleep(0.25)  # arrivals spread out, as sellers do
             try:
@@ -91,10 +107,13 @@ def pipeline_table(settings: StackSettings) -> None:
             latencies.sort()
             p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
             # throughput only means something when the rows arrive together
-            rate = f"{count / max(last_written - started, 1e-6):>8.0f}" if per_tx > 1 else \
-                f"{'-':>8}"
-            print(f"{label:<34} {count:>5} {statistics.median(latencies):>7.2f} {p99:>7.2f} "
-                  f"{latencies[-1]:>7.2f} {rate}")
+            rate = (
+                f"{count / max(last_written - started, 1e-6):>8.0f}" if per_tx > 1 else f"{'-':>8}"
+            )
+            print(
+                f"{label:<34} {count:>5} {statistics.median(latencies):>7.2f} {p99:>7.2f} "
+                f"{latencies[-1]:>7.2f} {rate}"
+            )
 
 
 def main() -> int:

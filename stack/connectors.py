@@ -28,8 +28,11 @@ class ConnectorState:
 
     @property
     def running(self) -> bool:
-        return self.state == "RUNNING" and bool(self.tasks) and all(
-            state == "RUNNING" for _, state in self.tasks)
+        return (
+            self.state == "RUNNING"
+            and bool(self.tasks)
+            and all(state == "RUNNING" for _, state in self.tasks)
+        )
 
     @property
     def failed(self) -> bool:
@@ -57,8 +60,9 @@ def connector_state(client: httpx.Client, name: str) -> ConnectorState | None:
     tasks = [(task["id"], task["state"]) for task in body.get("tasks", [])]
     traces = [body["connector"].get("trace")]
     traces += [task.get("trace") for task in body.get("tasks", [])]
-    return ConnectorState(name, body["connector"]["state"], tasks,
-                          next((trace for trace in traces if trace), None))
+    return ConnectorState(
+        name, body["connector"]["state"], tasks, next((trace for trace in traces if trace), None)
+    )
 
 
 def all_states(settings: ConnectSettings) -> list[ConnectorState]:
@@ -67,8 +71,9 @@ def all_states(settings: ConnectSettings) -> list[ConnectorState]:
         return [state for name in sorted(names) if (state := connector_state(client, name))]
 
 
-def deploy(settings: ConnectSettings, connectors: list[dict] | None = None,
-           timeout: float = 120) -> list[ConnectorState]:
+def deploy(
+    settings: ConnectSettings, connectors: list[dict] | None = None, timeout: float = 120
+) -> list[ConnectorState]:
     """PUT every config, restart what had failed, then wait until each connector and its
     tasks are RUNNING. A connector still FAILED after FAILED_GRACE_S raises with its trace."""
     connectors = connectors if connectors is not None else load_connector_files()
@@ -78,11 +83,12 @@ def deploy(settings: ConnectSettings, connectors: list[dict] | None = None,
             response = client.put(f"/connectors/{name}/config", json=connector["config"])
             if response.status_code >= 400:
                 raise ConnectorDeployFailed(
-                    f"{name}: Connect rejected the config ({response.status_code}): "
-                    f"{response.text}")
+                    f"{name}: Connect rejected the config ({response.status_code}): {response.text}"
+                )
             # a task that FAILED before stays FAILED through a config update: restart it
-            client.post(f"/connectors/{name}/restart",
-                        params={"includeTasks": "true", "onlyFailed": "true"})
+            client.post(
+                f"/connectors/{name}/restart", params={"includeTasks": "true", "onlyFailed": "true"}
+            )
         return [_wait_running(client, connector["name"], timeout) for connector in connectors]
 
 
@@ -105,5 +111,6 @@ def _wait_running(client: httpx.Client, name: str, timeout: float) -> ConnectorS
             return state
         if time.monotonic() > deadline:
             raise ConnectorDeployFailed(
-                f"{name} not RUNNING after {timeout:.0f}s: {state.line() if state else 'absent'}")
+                f"{name} not RUNNING after {timeout:.0f}s: {state.line() if state else 'absent'}"
+            )
         time.sleep(1)

@@ -25,32 +25,43 @@ COLUMNS = "model, year, price, transmission, mileage, fuel_type, tax, mpg, engin
 
 def run(settings: StackSettings, timeout: float = 30) -> int:
     pg = settings.postgres
-    with psycopg.connect(pg.dsn(user=pg.app_db_user, password=pg.app_db_password),
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        pg.dsn(user=pg.app_db_user, password=pg.app_db_password), autocommit=True
+    ) as conn:
         started = time.monotonic()
-        ids = [conn.execute(f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES "
-                            "(%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                            listing).fetchone()[0] for listing in LISTINGS]
+        ids = [
+            conn.execute(
+                f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                listing,
+            ).fetchone()[0]
+            for listing in LISTINGS
+        ]
         print(f"inserted {len(ids)} listings (ids {ids[0]}..{ids[-1]}); waiting for prices…")
         rows = []
         while time.monotonic() - started < timeout:
             rows = conn.execute(
                 "SELECT id, model, year, mileage, fuel_type, asking_price, predicted_price, "
                 "price_low, price_high, verdict, latency FROM v_car_price_recommendation "
-                "WHERE id = ANY(%s) ORDER BY id", (ids,)).fetchall()
+                "WHERE id = ANY(%s) ORDER BY id",
+                (ids,),
+            ).fetchall()
             if all(row[6] is not None for row in rows):
                 break
             time.sleep(0.5)
-    header = (f"{'id':>6} {'model':<9} {'year':>4} {'mileage':>7} {'fuel':<7} {'asking':>7} "
-              f"{'predicted':>9} {'80% range':>15}  {'verdict':<15} latency")
+    header = (
+        f"{'id':>6} {'model':<9} {'year':>4} {'mileage':>7} {'fuel':<7} {'asking':>7} "
+        f"{'predicted':>9} {'80% range':>15}  {'verdict':<15} latency"
+    )
     print(header + "\n" + "-" * len(header))
-    for (car_id, model, year, mileage, fuel, asking, predicted, low, high, verdict,
-         latency) in rows:
+    for car_id, model, year, mileage, fuel, asking, predicted, low, high, verdict, latency in rows:
         span = f"{low:.0f}-{high:.0f}" if low is not None else "-"
-        print(f"{car_id:>6} {model:<9} {year:>4} {mileage:>7} {fuel:<7} "
-              f"{asking if asking is not None else '-':>7} "
-              f"{predicted if predicted is not None else 'pending':>9} {span:>15}  "
-              f"{verdict:<15} {latency.total_seconds() if latency else '-'}")
+        print(
+            f"{car_id:>6} {model:<9} {year:>4} {mileage:>7} {fuel:<7} "
+            f"{asking if asking is not None else '-':>7} "
+            f"{predicted if predicted is not None else 'pending':>9} {span:>15}  "
+            f"{verdict:<15} {latency.total_seconds() if latency else '-'}"
+        )
     missing = [row[0] for row in rows if row[6] is None]
     if missing:
         print(f"no price after {timeout:.0f}s for {missing}: see `make status` and `make logs`")

@@ -26,12 +26,22 @@ def format_storage(settings: StackSettings) -> bool:
         return False
     settings.kafka_data_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["java", "-cp", f"{settings.jvm_dir}/kafka/libs/*",
-         f"-Dlog4j2.configurationFile={settings.conf_dir / 'log4j2.properties'}",
-         "kafka.tools.StorageTool", "format", "--ignore-formatted",
-         "--cluster-id", new_cluster_id(),
-         "--config", str(settings.conf_dir / "server.properties")],
-        check=True, stdout=subprocess.DEVNULL)
+        [
+            "java",
+            "-cp",
+            f"{settings.jvm_dir}/kafka/libs/*",
+            f"-Dlog4j2.configurationFile={settings.conf_dir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool",
+            "format",
+            "--ignore-formatted",
+            "--cluster-id",
+            new_cluster_id(),
+            "--config",
+            str(settings.conf_dir / "server.properties"),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return True
 
 
@@ -39,8 +49,10 @@ def ensure_topics(settings: StackSettings) -> list[str]:
     """Create the CDC, prediction and DLQ topics when missing; returns those created."""
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(getattr(settings.kafka, field), num_partitions=count, replication_factor=1)
-              for field, count in TOPIC_PARTITIONS.items()]
+    wanted = [
+        NewTopic(getattr(settings.kafka, field), num_partitions=count, replication_factor=1)
+        for field, count in TOPIC_PARTITIONS.items()
+    ]
     missing = [topic for topic in wanted if topic.topic not in existing]
     if not missing:
         return []
@@ -55,8 +67,13 @@ def ensure_topics(settings: StackSettings) -> list[str]:
 
 def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:
     """Messages on `topic` not yet committed by `group_id` (None: group has no commits)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                         "group.id": group_id, "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=5)

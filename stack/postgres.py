@@ -29,6 +29,7 @@ class PostgresMissing(RuntimeError):
 
 def find_bindir() -> Path:
     """Newest Debian server install, else whatever `postgres` is on PATH."""
+
     def major(postgres: Path) -> int:
         version = postgres.parent.parent.name
         return int(version) if version.isdigit() else 0
@@ -41,7 +42,8 @@ def find_bindir() -> Path:
         return Path(on_path).resolve().parent
     raise PostgresMissing(
         "PostgreSQL server binaries not found. Install them with "
-        "`sudo apt-get install postgresql` (make up does this when run as root).")
+        "`sudo apt-get install postgresql` (make up does this when run as root)."
+    )
 
 
 def _as_server_user(settings: StackSettings, argv: list[str]) -> list[str]:
@@ -57,8 +59,12 @@ def _chown_to_server_user(settings: StackSettings, *paths: Path) -> None:
 
 
 def _server_user_can_enter(settings: StackSettings, folder: Path) -> bool:
-    return subprocess.run(_as_server_user(settings, ["test", "-x", str(folder)]),
-                          check=False).returncode == 0
+    return (
+        subprocess.run(
+            _as_server_user(settings, ["test", "-x", str(folder)]), check=False
+        ).returncode
+        == 0
+    )
 
 
 def prepare_pg_dir(settings: StackSettings) -> None:
@@ -95,20 +101,31 @@ def init_cluster(settings: StackSettings) -> bool:
     if probe.returncode != 0:
         raise PermissionError(
             f"OS user {settings.server_os_user!r} cannot write {data}: every parent folder "
-            "must be traversable (chmod o+x) by that user.")
+            "must be traversable (chmod o+x) by that user."
+        )
     pwfile = data.parent / "initdb.pw"
     pwfile.write_text(settings.postgres.pg_superuser_password + "\n")
     pwfile.chmod(0o600)
     _chown_to_server_user(settings, pwfile)
     try:
         subprocess.run(
-            _as_server_user(settings, [
-                str(find_bindir() / "initdb"), "-D", str(data),
-                f"--username={settings.postgres.pg_superuser}", f"--pwfile={pwfile}",
-                "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
-                "--encoding=UTF8", "--no-locale",
-            ]),
-            check=True, stdout=subprocess.DEVNULL)
+            _as_server_user(
+                settings,
+                [
+                    str(find_bindir() / "initdb"),
+                    "-D",
+                    str(data),
+                    f"--username={settings.postgres.pg_superuser}",
+                    f"--pwfile={pwfile}",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                ],
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     finally:
         pwfile.unlink(missing_ok=True)
     return True

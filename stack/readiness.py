@@ -11,8 +11,10 @@ from confluent_kafka.admin import AdminClient
 
 from stack.settings import StackSettings
 
-DEBEZIUM_PLUGINS = ("io.debezium.connector.postgresql.PostgresConnector",
-                    "io.debezium.connector.jdbc.JdbcSinkConnector")
+DEBEZIUM_PLUGINS = (
+    "io.debezium.connector.postgresql.PostgresConnector",
+    "io.debezium.connector.jdbc.JdbcSinkConnector",
+)
 
 Check = Callable[[StackSettings], "str | None"]
 
@@ -28,8 +30,7 @@ def postgres_ready(settings: StackSettings) -> str | None:
 
 
 def kafka_ready(settings: StackSettings) -> str | None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                         "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 0})
     try:
         metadata = admin.list_topics(timeout=2)
     except Exception as exc:  # KafkaException: broker not up yet

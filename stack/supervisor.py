@@ -14,7 +14,6 @@ import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import dotenv_values
 from supervisor.xmlrpc import SupervisorTransport
 
 from stack.postgres import find_bindir
@@ -33,32 +32,30 @@ class ProcessState:
 
 
 def stack_environment(settings: StackSettings) -> dict[str, str]:
-    """`.env`, overridden by os.environ, plus the STACK_* values supervisord.conf uses.
+    """os.environ plus every `.env` setting, as the settings classes read them, plus the
+    STACK_* values supervisord.conf uses.
 
     The programs inherit it: Connect's EnvVarConfigProvider resolves the
     connectors' ${env:...} secrets from here.
     """
-    dotenv = {key: value for key, value in dotenv_values(REPO_ROOT / ".env").items()
-              if value is not None}
-    env = {**dotenv, **os.environ}
-    env.update({
-        "STACK_STATE_DIR": str(settings.state_dir),
-        "STACK_JVM_DIR": str(settings.jvm_dir),
-        "STACK_PG_BINDIR": str(find_bindir()),
-        "STACK_PG_OS_USER": settings.server_os_user,
-        "STACK_PG_DIR": str(settings.pg_dir),
-        "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
-        "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
-        "STACK_VENV_BIN": str(VENV_BIN),
-        "STACK_REPO_ROOT": str(REPO_ROOT),
-        "BENTOML_HOME": env.get("BENTOML_HOME", str(settings.state_dir / "bentoml")),
-        "PG_HOST": settings.postgres.pg_host,
-        "PG_PORT": str(settings.postgres.pg_port),
-        "BENTOML_HOST": settings.services.bentoml_host,
-        "BENTOML_PORT": str(settings.services.bentoml_port),
-        "ADMINER_HOST": settings.services.adminer_host,
-        "ADMINER_PORT": str(settings.services.adminer_port),
-    })
+    env = dict(os.environ)
+    for part in (settings.postgres, settings.kafka, settings.connect, settings.services):
+        env.update(part.as_env())
+    env.update(
+        {
+            "FORD_CSV": str(settings.ford_csv),
+            "STACK_STATE_DIR": str(settings.state_dir),
+            "STACK_JVM_DIR": str(settings.jvm_dir),
+            "STACK_PG_BINDIR": str(find_bindir()),
+            "STACK_PG_OS_USER": settings.server_os_user,
+            "STACK_PG_DIR": str(settings.pg_dir),
+            "KAFKA_HEAP_OPTS": settings.kafka_heap_opts,
+            "CONNECT_HEAP_OPTS": settings.connect_heap_opts,
+            "STACK_VENV_BIN": str(VENV_BIN),
+            "STACK_REPO_ROOT": str(REPO_ROOT),
+            "BENTOML_HOME": env.get("BENTOML_HOME", str(settings.state_dir / "bentoml")),
+        }
+    )
     return env
 
 
@@ -71,7 +68,11 @@ class Supervisor:
     def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", str(self.settings.supervisor_conf), *args],
-            env=stack_environment(self.settings), text=True, capture_output=True, check=check)
+            env=stack_environment(self.settings),
+            text=True,
+            capture_output=True,
+            check=check,
+        )
 
     @property
     def _rpc(self) -> xmlrpc.client.ServerProxy:
@@ -93,16 +94,22 @@ class Supervisor:
             for folder in (self.settings.log_dir, self.settings.state_dir / "adminer"):
                 folder.mkdir(parents=True, exist_ok=True)
             conf = str(self.settings.supervisor_conf)
-            subprocess.run([str(VENV_BIN / "supervisord"), "-c", conf],
-                           env=stack_environment(self.settings), check=True)
+            subprocess.run(
+                [str(VENV_BIN / "supervisord"), "-c", conf],
+                env=stack_environment(self.settings),
+                check=True,
+            )
             self._wait_for_daemon()
             return "started supervisord"
         self._ctl("update")  # picks up programs added to supervisord.conf
         stopped = [p.name for p in self.processes() if p.state not in {"RUNNING", "STARTING"}]
         for name in stopped:
             self._ctl("start", name, check=False)
-        return f"supervisord already running; started {stopped}" if stopped else \
-            "supervisord already running; every program is running"
+        return (
+            f"supervisord already running; started {stopped}"
+            if stopped
+            else "supervisord already running; every program is running"
+        )
 
     def _wait_for_daemon(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -113,8 +120,10 @@ class Supervisor:
         raise TimeoutError(f"supervisord did not answer on {self.socket}")
 
     def processes(self) -> list[ProcessState]:
-        return [ProcessState(p["name"], p["statename"], p["pid"], p["description"])
-                for p in self._rpc.supervisor.getAllProcessInfo()]
+        return [
+            ProcessState(p["name"], p["statename"], p["pid"], p["description"])
+            for p in self._rpc.supervisor.getAllProcessInfo()
+        ]
 
     def stop_program(self, name: str) -> None:
         self._rpc.supervisor.stopProcess(name)

@@ -17,6 +17,21 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from stack import readiness
 from stack.settings import StackSettings
 
+#: fixtures that train a model or serve one of their own
+SLOW_FIXTURES = {"synthetic_model", "server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what `make test-unit` leaves out: `stack` for every test that uses the running
+    stack (through `stack_ready`, also behind `db`, `producer`, ...), `slow` for the
+    training and serving fixtures; a test can also carry the mark itself."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "stack_ready" in names:
+            item.add_marker(pytest.mark.stack)
+        if names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def settings() -> StackSettings:
@@ -41,8 +56,9 @@ def db(stack_ready: StackSettings) -> Iterator[psycopg.Connection]:
 
 def end_offsets(settings: StackSettings, topic: str) -> list[TopicPartition]:
     """The current end of every partition: where a reader of 'what happens next' starts."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                         "group.id": "tests-offsets"})
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tests-offsets"}
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = []
@@ -54,11 +70,20 @@ def end_offsets(settings: StackSettings, topic: str) -> list[TopicPartition]:
         consumer.close()
 
 
-def read_until(settings: StackSettings, start: list[TopicPartition],
-               done: Callable[[list[Message]], bool], timeout: float = 30) -> list[Message]:
+def read_until(
+    settings: StackSettings,
+    start: list[TopicPartition],
+    done: Callable[[list[Message]], bool],
+    timeout: float = 30,
+) -> list[Message]:
     """Read from `start` (no consumer group commits) until `done(messages)` or timeout."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                         "group.id": "tests-reader", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": "tests-reader",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.assign(start)
     messages: list[Message] = []
     deadline = time.monotonic() + timeout
@@ -81,8 +106,13 @@ def json_or_none(raw: bytes | None) -> dict | None:
 
 @pytest.fixture()
 def producer(stack_ready: StackSettings) -> Iterator[Producer]:
-    producer = Producer({"bootstrap.servers": stack_ready.kafka.bootstrap_servers,
-                         "acks": "all", "enable.idempotence": True})
+    producer = Producer(
+        {
+            "bootstrap.servers": stack_ready.kafka.bootstrap_servers,
+            "acks": "all",
+            "enable.idempotence": True,
+        }
+    )
     yield producer
     assert producer.flush(10) == 0, "records still undelivered after 10 s"
 

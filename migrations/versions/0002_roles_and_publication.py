@@ -42,11 +42,17 @@ def _execute(statement: sql.Composable) -> None:
 def _ensure_role(name: str, password: str, options: str) -> None:
     """Create or update a login role; roles are cluster-wide, so tolerate existing ones."""
     role = sql.Identifier(name)
-    exists = op.get_bind().exec_driver_sql(
-        "SELECT 1 FROM pg_roles WHERE rolname = %(name)s", {"name": name}).first()
+    exists = (
+        op.get_bind()
+        .exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %(name)s", {"name": name})
+        .first()
+    )
     verb = sql.SQL("ALTER ROLE" if exists else "CREATE ROLE")
-    _execute(sql.SQL("{} {} WITH LOGIN {} PASSWORD {}").format(
-        verb, role, sql.SQL(options), sql.Literal(password)))
+    _execute(
+        sql.SQL("{} {} WITH LOGIN {} PASSWORD {}").format(
+            verb, role, sql.SQL(options), sql.Literal(password)
+        )
+    )
 
 
 def upgrade() -> None:
@@ -60,13 +66,18 @@ def upgrade() -> None:
         _execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role))
         _execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
     _execute(sql.SQL("GRANT SELECT ON tbl_car_price TO {}").format(cdc))
-    _execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON tbl_price_prediction TO {}")
-             .format(sink))
+    _execute(
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON tbl_price_prediction TO {}").format(sink)
+    )
     _execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON tbl_car_price TO {}").format(app))
-    _execute(sql.SQL("GRANT SELECT ON tbl_price_prediction, v_car_price_recommendation TO {}")
-             .format(app))
-    _execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE tbl_car_price")
-             .format(sql.Identifier(PUBLICATION)))
+    _execute(
+        sql.SQL("GRANT SELECT ON tbl_price_prediction, v_car_price_recommendation TO {}").format(
+            app
+        )
+    )
+    _execute(
+        sql.SQL("CREATE PUBLICATION {} FOR TABLE tbl_car_price").format(sql.Identifier(PUBLICATION))
+    )
 
 
 def downgrade() -> None:

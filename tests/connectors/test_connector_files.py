@@ -15,8 +15,10 @@ def test_connector_files_hold_no_literal_secret() -> None:
 
 
 def test_source_and_sink_follow_the_contract() -> None:
-    by_class = {c["config"]["connector.class"].rsplit(".", 1)[-1]: c["config"]
-                for c in load_connector_files()}
+    by_class = {
+        c["config"]["connector.class"].rsplit(".", 1)[-1]: c["config"]
+        for c in load_connector_files()
+    }
     source, sink = by_class["PostgresConnector"], by_class["JdbcSinkConnector"]
     assert source["plugin.name"] == "pgoutput"
     assert source["topic.prefix"] == "car_database"
@@ -24,5 +26,9 @@ def test_source_and_sink_follow_the_contract() -> None:
     assert source["value.converter"].endswith("JsonConverter")
     assert sink["topics"] == "car_price_predictions"
     assert sink["collection.name.format"] == "tbl_price_prediction"
-    assert (sink["insert.mode"], sink["primary.key.mode"], sink["delete.enabled"],
-            sink["schema.evolution"]) == ("upsert", "record_key", "true", "none")
+    assert (
+        sink["insert.mode"],
+        sink["primary.key.mode"],
+        sink["delete.enabled"],
+        sink["schema.evolution"],
+    ) == ("upsert", "record_key", "true", "none")

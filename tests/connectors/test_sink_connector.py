@@ -9,17 +9,21 @@ import httpx
 import psycopg
 from confluent_kafka import Producer
 
+from model.api_schema import PricePrediction as Prediction
 from stack.connectors import ConnectorState, connector_state
 from stack.settings import StackSettings
 from tests.conftest import end_offsets, read_until, wait_for
-from transformer.predictor_client import Prediction
 from transformer.records import prediction_key, prediction_value
 
 
 def _value(car_id: int, price: float, committed_ms: int) -> bytes:
     """The transformer's own record builder: the sink is tested on the real contract."""
-    prediction = Prediction(predicted_price=price, price_low=price * 0.9,
-                            price_high=price * 1.1, model_version="car_price_xgb:test")
+    prediction = Prediction(
+        predicted_price=price,
+        price_low=price * 0.9,
+        price_high=price * 1.1,
+        model_version="car_price_xgb:test",
+    )
     return prediction_value(car_id, prediction, committed_ms)
 
 
@@ -31,12 +35,16 @@ def connector_state_of(settings: StackSettings, name: str) -> ConnectorState:
 
 
 def _rows(db: psycopg.Connection, car_id: int) -> list[tuple]:
-    return db.execute("SELECT predicted_price, model_version, source_committed_at, written_at "
-                      "FROM tbl_price_prediction WHERE car_id = %s", (car_id,)).fetchall()
+    return db.execute(
+        "SELECT predicted_price, model_version, source_committed_at, written_at "
+        "FROM tbl_price_prediction WHERE car_id = %s",
+        (car_id,),
+    ).fetchall()
 
 
 def test_upsert_then_newer_value_then_tombstone(
-        stack_ready: StackSettings, producer: Producer, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, producer: Producer, db: psycopg.Connection
+) -> None:
     topic = stack_ready.kafka.predictions_topic
     car_id = random.randint(10**12, 10**13)  # far from any real listing id
     committed_ms = int(time.time() * 1000)
@@ -64,19 +72,24 @@ def test_upsert_then_newer_value_then_tombstone(
 
 
 def test_a_malformed_record_goes_to_the_dlq_and_the_sink_keeps_running(
-        stack_ready: StackSettings, producer: Producer, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, producer: Producer, db: psycopg.Connection
+) -> None:
     kafka = stack_ready.kafka
     dlq_start = end_offsets(stack_ready, kafka.dlq_topic)
     marker = f"not-a-connect-record-{random.randint(0, 10**9)}".encode()
     producer.produce(kafka.predictions_topic, key=prediction_key(1), value=b"{" + marker)
     car_id = random.randint(10**12, 10**13)
-    producer.produce(kafka.predictions_topic, key=prediction_key(car_id),
-                     value=_value(car_id, 7777.0, int(time.time() * 1000)))
+    producer.produce(
+        kafka.predictions_topic,
+        key=prediction_key(car_id),
+        value=_value(car_id, 7777.0, int(time.time() * 1000)),
+    )
     producer.flush(10)
 
     wait_for(lambda: _rows(db, car_id), timeout=30)  # the record after it still lands
-    dead = read_until(stack_ready, dlq_start,
-                      lambda seen: any(marker in (m.value() or b"") for m in seen))
+    dead = read_until(
+        stack_ready, dlq_start, lambda seen: any(marker in (m.value() or b"") for m in seen)
+    )
     letter = next(m for m in dead if marker in (m.value() or b""))
     headers = dict(letter.headers() or [])
     assert b"DataException" in headers["__connect.errors.exception.class.name"]

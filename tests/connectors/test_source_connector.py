@@ -24,19 +24,22 @@ def _events_for(messages: list[Message], car_id: int) -> list[tuple[str | None, 
 
 
 def test_insert_update_delete_arrive_on_the_cdc_topic(
-        stack_ready: StackSettings, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, db: psycopg.Connection
+) -> None:
     topic = stack_ready.kafka.cdc_topic
     start = end_offsets(stack_ready, topic)
 
     car_id = db.execute(
         "INSERT INTO tbl_car_price (model, year, price, transmission, mileage, fuel_type, tax, "
         "mpg, engine_size) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        LISTING).fetchone()[0]
+        LISTING,
+    ).fetchone()[0]
     db.execute("UPDATE tbl_car_price SET mileage = 15000 WHERE id = %s", (car_id,))
     db.execute("DELETE FROM tbl_car_price WHERE id = %s", (car_id,))
 
-    messages = read_until(stack_ready, start,
-                          lambda seen: len(_events_for(seen, car_id)) >= 4, timeout=60)
+    messages = read_until(
+        stack_ready, start, lambda seen: len(_events_for(seen, car_id)) >= 4, timeout=60
+    )
     events = _events_for(messages, car_id)
 
     assert [op for op, _ in events] == ["c", "u", "d", None], events

@@ -46,6 +46,7 @@ SCHEMA_INSTALL_COMMAND = ".cache/uv/bin/uv sync --frozen"
 
 # --- .env and compose interpolation ------------------------------------------------------
 
+
 def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
     """KEY=VALUE lines as compose and pydantic-settings read them (comments skipped)."""
     values: dict[str, str] = {}
@@ -61,7 +62,8 @@ def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
 _INTERPOLATION = re.compile(
     r"\$(?:(?P<escaped>\$)"
     r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
@@ -70,6 +72,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
     Unlike compose (which warns and substitutes ""), an unset variable without a
     default raises: a compose file that relies on a variable .env lacks is a bug.
     """
+
     def replace(match: re.Match[str]) -> str:
         if match["escaped"]:
             return "$"
@@ -108,6 +111,7 @@ def variables_in(text: str) -> set[str]:
 
 # --- compose.yaml --------------------------------------------------------------------------
 
+
 @cache
 def compose_raw() -> dict[str, Any]:
     """compose.yaml with YAML anchors and merge keys resolved, `${...}` left as written."""
@@ -124,8 +128,9 @@ def services(resolved: bool = False) -> dict[str, dict[str, Any]]:
 
 
 def one_shot_services() -> set[str]:
-    return {name for name, svc in services().items()
-            if str(svc.get("restart", "")) == ONE_SHOT_RESTART}
+    return {
+        name for name, svc in services().items() if str(svc.get("restart", "")) == ONE_SHOT_RESTART
+    }
 
 
 def long_running_services() -> set[str]:
@@ -178,8 +183,13 @@ def published_ports(service: dict[str, Any]) -> list[tuple[str, str, str]]:
     entries = []
     for port in service.get("ports") or []:
         if isinstance(port, dict):
-            entries.append((str(port.get("host_ip", "")), str(port.get("published", "")),
-                            str(port.get("target", ""))))
+            entries.append(
+                (
+                    str(port.get("host_ip", "")),
+                    str(port.get("published", "")),
+                    str(port.get("target", "")),
+                )
+            )
             continue
         parts = str(port).split(":")
         if len(parts) == 3:
@@ -202,6 +212,7 @@ def top_level_block(name: str) -> str:
 
 # --- the local stack's own declarations ----------------------------------------------------
 
+
 def pom_properties() -> dict[str, str]:
     """The <properties> of stack/jvm/pom.xml: the one place the JVM versions are declared."""
     root = ET.parse(POM).getroot()
@@ -221,11 +232,13 @@ def bootstrap_uv_version() -> str:
 def supervisor_command(program: str) -> list[str]:
     """The command= of one [program:x] in stack/supervisord.conf, continuation lines joined."""
     text = SUPERVISORD_CONF.read_text()
-    section = re.search(rf"^\[program:{re.escape(program)}\]\n(.*?)(?=^\[|\Z)", text,
-                        re.MULTILINE | re.DOTALL)
+    section = re.search(
+        rf"^\[program:{re.escape(program)}\]\n(.*?)(?=^\[|\Z)", text, re.MULTILINE | re.DOTALL
+    )
     assert section, f"stack/supervisord.conf has no [program:{program}]"
-    match = re.search(r"^command=(.*?)(?=^\S)", section.group(1) + "\nend",
-                      re.MULTILINE | re.DOTALL)
+    match = re.search(
+        r"^command=(.*?)(?=^\S)", section.group(1) + "\nend", re.MULTILINE | re.DOTALL
+    )
     assert match, f"[program:{program}] has no command="
     return shlex.split(match.group(1).replace("\n", " "))
 
@@ -255,6 +268,7 @@ def render_template(path: Path, values: dict[str, str]) -> dict[str, str]:
 
 # --- who reads which environment variable -------------------------------------------------
 
+
 def settings_env_names(cls: type) -> set[str]:
     """The env names a pydantic-settings class reads (aliases, else prefix + field name)."""
     from pydantic import AliasChoices
@@ -283,8 +297,11 @@ def _settings_classes(module_name: str, names: set[str] | None = None) -> list[t
     module = importlib.import_module(module_name)
     found = []
     for attr, value in vars(module).items():
-        if not (isinstance(value, type) and issubclass(value, BaseSettings)
-                and value is not BaseSettings):
+        if not (
+            isinstance(value, type)
+            and issubclass(value, BaseSettings)
+            and value is not BaseSettings
+        ):
             continue
         if (names is None and value.__module__ == module_name) or (names and attr in names):
             found.append(value)
@@ -294,17 +311,25 @@ def _settings_classes(module_name: str, names: set[str] | None = None) -> list[t
 def _environ_literals(tree: ast.Module) -> set[str]:
     """`os.environ["X"]`, `os.environ.get("X")`, `os.getenv("X")`, the name given as a
     literal or as a module-level string constant (`DATA_ENV_VAR = "FORD_CSV"`)."""
-    constants = {target.id: node.value.value for node in tree.body
-                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-                 and isinstance(node.value.value, str)
-                 for target in node.targets if isinstance(target, ast.Name)}
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     names = set()
     for node in ast.walk(tree):
         target = None
         if isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith("environ"):
             target = node.slice
-        elif isinstance(node, ast.Call) and node.args and (
-                ast.unparse(node.func).endswith(("environ.get", "getenv"))):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and (ast.unparse(node.func).endswith(("environ.get", "getenv")))
+        ):
             target = node.args[0]
         if isinstance(target, ast.Constant) and isinstance(target.value, str):
             names.add(target.value)
@@ -324,8 +349,11 @@ def env_read_by_package(package: str) -> frozenset[str]:
         names |= _environ_literals(tree)
         imported: set[str] = set()
         for node in ast.walk(tree):
-            if (isinstance(node, ast.ImportFrom) and node.module
-                    and node.module.split(".")[0] in PROJECT_PACKAGES):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.split(".")[0] in PROJECT_PACKAGES
+            ):
                 wanted = {alias.name for alias in node.names}
                 module_file = REPO / Path(*node.module.split(".")).with_suffix(".py")
                 if module_file.exists() and "pydantic_settings" in module_file.read_text():
@@ -336,7 +364,8 @@ def env_read_by_package(package: str) -> frozenset[str]:
         defines_settings = "pydantic_settings" in source or any(
             isinstance(node, ast.ClassDef)
             and any(ast.unparse(base) in imported for base in node.bases)
-            for node in ast.walk(tree))
+            for node in ast.walk(tree)
+        )
         if defines_settings:
             for cls in _settings_classes(_module_name(path)):
                 names |= settings_env_names(cls)
@@ -392,9 +421,11 @@ def env_read_by_command(cmd: list[str]) -> set[str]:
 
 # --- Dockerfiles and the build context -----------------------------------------------------
 
+
 def dockerfiles() -> list[Path]:
-    return sorted(path for path in DOCKER_DIR.rglob("*Dockerfile*")
-                  if not path.name.endswith(".dockerignore"))
+    return sorted(
+        path for path in DOCKER_DIR.rglob("*Dockerfile*") if not path.name.endswith(".dockerignore")
+    )
 
 
 def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
@@ -446,8 +477,9 @@ def dockerignore_excludes(relative: str) -> bool:
         pattern = pattern.lstrip("!").strip("/")
         parts = Path(relative).parts
         prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-        candidates = prefixes + (["/".join(parts[i:]) for i in range(1, len(parts))]
-                                 if pattern.startswith("**/") else [])
+        candidates = prefixes + (
+            ["/".join(parts[i:]) for i in range(1, len(parts))] if pattern.startswith("**/") else []
+        )
         bare = pattern.removeprefix("**/")
         if any(fnmatch(c, pattern) or fnmatch(c, bare) for c in candidates):
             excluded = not negate

@@ -31,8 +31,15 @@ from docker_facts import (
 HOSTS_BLOCK = "x-env"
 BIND_ALL = "0.0.0.0"
 # files besides compose.yaml and the Python code where a .env variable can be used
-OTHER_USERS = ("Makefile", "docker/compose.mk", "stack/supervisord.conf", "stack/bootstrap.sh",
-               "stack/templates/*", "migrations/*.py", "alembic.ini")
+OTHER_USERS = (
+    "Makefile",
+    "docker/compose.mk",
+    "stack/supervisord.conf",
+    "stack/bootstrap.sh",
+    "stack/templates/*",
+    "migrations/*.py",
+    "alembic.ini",
+)
 
 
 def container_hosts() -> dict[str, str]:
@@ -66,12 +73,14 @@ def test_every_env_setting_a_service_reads_is_passed(name: str) -> None:
 
 def test_the_readers_are_found() -> None:
     """Guards the two tests above against an introspection that finds nothing."""
-    assert {"KAFKA_HOST", "BENTOML_PORT", "TRANSFORMER_METRICS_HOST"} <= \
-        env_read_by_package("transformer")
+    assert {"KAFKA_HOST", "BENTOML_PORT", "TRANSFORMER_METRICS_HOST"} <= env_read_by_package(
+        "transformer"
+    )
     assert {"PG_HOST", "PG_SUPERUSER_PASSWORD"} <= env_read_by_package("migrations")
     assert {"CONNECT_HOST", "KAFKA_PORT", "CDC_TOPIC"} <= env_read_by_package("stack")
     assert {"BENTOML_HOST", "BENTOML_PORT"} <= env_read_by_command(
-        ["bentoml", "serve", "model.service:CarPriceService"])
+        ["bentoml", "serve", "model.service:CarPriceService"]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(services()))
@@ -115,10 +124,14 @@ def test_every_env_example_variable_is_used_somewhere() -> None:
         used |= set(environment(svc))
     for package in PROJECT_PACKAGES:
         used |= env_read_by_package(package)
-    texts = [path.read_text() for pattern in OTHER_USERS for path in REPO.glob(pattern)
-             if path.is_file()]
-    unused = [name for name in read_env_file()
-              if name not in used and not any(re.search(rf"\b{name}\b", t) for t in texts)]
+    texts = [
+        path.read_text() for pattern in OTHER_USERS for path in REPO.glob(pattern) if path.is_file()
+    ]
+    unused = [
+        name
+        for name in read_env_file()
+        if name not in used and not any(re.search(rf"\b{name}\b", t) for t in texts)
+    ]
     assert not unused, f".env.example variables nobody uses: {unused}"
 
 
@@ -135,5 +148,7 @@ def test_connector_secrets_are_in_the_connect_environment() -> None:
 def test_connect_resolves_secrets_with_the_env_config_provider() -> None:
     env = environment(services()["connect"])
     assert "env" in env["CONNECT_CONFIG_PROVIDERS"].split(",")
-    assert env["CONNECT_CONFIG_PROVIDERS_ENV_CLASS"] == \
-        "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
+    assert (
+        env["CONNECT_CONFIG_PROVIDERS_ENV_CLASS"]
+        == "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
+    )

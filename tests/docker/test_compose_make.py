@@ -14,10 +14,13 @@ README = REPO / "README.md"
 
 def docker_section() -> str:
     """The README's "With Docker" section, up to the next second-level heading."""
-    match = re.search(r"^## With Docker\n.*?(?=^## |\Z)", README.read_text(),
-                      re.MULTILINE | re.DOTALL)
+    match = re.search(
+        r"^## With Docker\n.*?(?=^## |\Z)", README.read_text(), re.MULTILINE | re.DOTALL
+    )
     assert match, "README.md has no '## With Docker' section"
     return match.group(0)
+
+
 # the Makefile's `help` target lists exactly the lines this matches
 HELP_LINE = re.compile(r"^([a-z-]+):.*## (.+)$", re.MULTILINE)
 
@@ -25,8 +28,7 @@ HELP_LINE = re.compile(r"^([a-z-]+):.*## (.+)$", re.MULTILINE)
 def dry_run(target: str) -> str:
     """What `make <target>` would run, without running it (no Docker engine needed)."""
     argv = ["make", "--no-print-directory", "-s", "-n", "-f", str(COMPOSE_MK), target]
-    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=30,
-                            check=False)
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -56,8 +58,7 @@ def test_readme_section_says_how_the_docker_path_is_checked() -> None:
 
 
 def test_readme_commands_name_real_services() -> None:
-    for name in re.findall(r"docker compose (?:logs -f|run --rm|restart) (\S+)",
-                           docker_section()):
+    for name in re.findall(r"docker compose (?:logs -f|run --rm|restart) (\S+)", docker_section()):
         assert name in services(), name
 
 

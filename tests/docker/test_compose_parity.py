@@ -28,11 +28,14 @@ from stack.connectors import CONNECTORS_DIR
 from stack.settings import REPO_ROOT
 
 # the properties that are about where a process listens or keeps files, not how it behaves
-KAFKA_CONTAINER_ONLY = {"listeners", "advertised.listeners", "listener.security.protocol.map",
-                        "log.dirs"}
+KAFKA_CONTAINER_ONLY = {
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "log.dirs",
+}
 CONNECT_CONTAINER_ONLY = {"listeners", "plugin.path"}
-POSTGRES_PROCESS_ONLY = {"listen_addresses", "port", "unix_socket_directories",
-                         "logging_collector"}
+POSTGRES_PROCESS_ONLY = {"listen_addresses", "port", "unix_socket_directories", "logging_collector"}
 # quay.io/debezium/connect's docker-entrypoint.sh short names for worker properties
 DEBEZIUM_SHORT_NAMES = {
     "BOOTSTRAP_SERVERS": "bootstrap.servers",
@@ -61,8 +64,7 @@ def container_values() -> dict[str, str]:
 def env_to_property(name: str, prefix: str) -> str:
     """KAFKA_LOG_RETENTION_HOURS -> log.retention.hours (`__` is `_`, `___` is `-`)."""
     body = name.removeprefix(prefix)
-    return body.lower().replace("___", "-").replace("__", "\0").replace("_", ".") \
-        .replace("\0", "_")
+    return body.lower().replace("___", "-").replace("__", "\0").replace("_", ".").replace("\0", "_")
 
 
 def kafka_properties() -> dict[str, str]:
@@ -120,14 +122,18 @@ def test_bento_serves_the_service_supervisor_serves() -> None:
 
 def test_transformer_runs_what_supervisor_runs() -> None:
     local = supervisor_command("transformer")
-    assert local[0].endswith("/python") and command(services()["transformer"]) == \
-        ["python", *local[1:]]
+    assert local[0].endswith("/python") and command(services()["transformer"]) == [
+        "python",
+        *local[1:],
+    ]
 
 
 def test_jobs_run_the_makefile_commands() -> None:
     assert command(services()["migrate"]) == ["python", *makefile_recipe_args("migrate")]
-    assert command(services()["deploy-connectors"]) == \
-        ["python", *makefile_recipe_args("deploy-connectors")]
+    assert command(services()["deploy-connectors"]) == [
+        "python",
+        *makefile_recipe_args("deploy-connectors"),
+    ]
     train = " ".join(makefile_recipe_args("train")).replace("FORD_CSV", "/data/ford.csv")
     assert f"python {train}" in " ".join(command(services()["train"]))
 

@@ -22,8 +22,10 @@ def compose_spec_schema() -> dict[str, Any]:
         vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
         return json.loads((vendor / "compose-spec.json").read_text())
     except (ModuleNotFoundError, FileNotFoundError) as exc:
-        pytest.fail(f"the Compose specification schema is missing ({exc}); install it with "
-                    f"`{SCHEMA_INSTALL_COMMAND}` (stack/bootstrap.sh runs it)")
+        pytest.fail(
+            f"the Compose specification schema is missing ({exc}); install it with "
+            f"`{SCHEMA_INSTALL_COMMAND}` (stack/bootstrap.sh runs it)"
+        )
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:
@@ -31,8 +33,10 @@ def schema_errors(document: dict[str, Any]) -> list[str]:
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
     validator = validator_class(schema)
-    return [f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
-            for error in sorted(validator.iter_errors(document), key=lambda e: e.json_path)]
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+        for error in sorted(validator.iter_errors(document), key=lambda e: e.json_path)
+    ]
 
 
 def test_the_schema_is_the_compose_specification() -> None:

@@ -38,7 +38,8 @@ LOOPBACK = "127.0.0.1"
 def dependencies(name: str) -> dict[str, dict]:
     depends_on = services()[name].get("depends_on") or {}
     assert isinstance(depends_on, dict), (
-        f"{name}: depends_on must be the long form with a condition, not a list")
+        f"{name}: depends_on must be the long form with a condition, not a list"
+    )
     return depends_on
 
 
@@ -65,7 +66,8 @@ def test_every_long_running_service_has_a_healthcheck(name: str) -> None:
     assert not healthcheck.get("disable"), f"{name}: healthcheck disabled"
     test = healthcheck.get("test")
     assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, (
-        f"{name}: needs a healthcheck test, got {test!r}")
+        f"{name}: needs a healthcheck test, got {test!r}"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(services()))
@@ -75,7 +77,8 @@ def test_depends_on_names_defined_services_with_a_fitting_condition(name: str) -
         condition = (spec or {}).get("condition")
         if target in one_shot_services():
             assert condition == "service_completed_successfully", (
-                f"{name} -> job {target}: condition {condition!r}")
+                f"{name} -> job {target}: condition {condition!r}"
+            )
         else:
             assert condition == "service_healthy", f"{name} -> {target}: condition {condition!r}"
 
@@ -92,9 +95,11 @@ def test_start_order_has_no_cycle() -> None:
 @pytest.mark.parametrize("job", sorted(one_shot_services()))
 def test_every_job_is_awaited_by_a_service(job: str) -> None:
     """`up --wait` treats a job that nobody waits for as a failed container."""
-    waiting = [name for name in services()
-               if dependencies(name).get(job, {}).get("condition")
-               == "service_completed_successfully"]
+    waiting = [
+        name
+        for name in services()
+        if dependencies(name).get(job, {}).get("condition") == "service_completed_successfully"
+    ]
     assert waiting, f"no service depends on {job} with service_completed_successfully"
 
 
@@ -119,9 +124,11 @@ def test_published_ports_bind_loopback_with_the_env_port(name: str) -> None:
         assert host_ip == LOOPBACK, f"{name}: publishes on {host_ip or '0.0.0.0'}"
         variable = re.fullmatch(r"\$\{(\w+)\}", published)
         assert variable and variable.group(1) in env, (
-            f"{name}: host port {published!r} must be a ${{..._PORT}} from .env.example")
+            f"{name}: host port {published!r} must be a ${{..._PORT}} from .env.example"
+        )
         assert variable.group(1) == PUBLISHED_PORT_VARIABLE.get(name), (
-            f"{name}: publishes ${{{variable.group(1)}}}")
+            f"{name}: publishes ${{{variable.group(1)}}}"
+        )
 
 
 def test_every_port_the_issue_names_is_published() -> None:
@@ -140,8 +147,11 @@ def test_container_ports_match_the_env_ports() -> None:
 
 def test_postgres_keeps_its_data_in_a_named_volume() -> None:
     volumes = services()["postgres"]["volumes"]
-    named = [v for v in volumes if isinstance(v, str)
-             and v.split(":")[0] in (compose_raw().get("volumes") or {})]
+    named = [
+        v
+        for v in volumes
+        if isinstance(v, str) and v.split(":")[0] in (compose_raw().get("volumes") or {})
+    ]
     assert any(v.endswith(":/var/lib/postgresql/data") for v in named), volumes
 
 

@@ -57,17 +57,23 @@ def local_postgres_version() -> Version:
         bindir = find_bindir()
     except PostgresMissing as exc:
         pytest.fail(f"the local stack's PostgreSQL is not installed ({exc}); run `make bootstrap`")
-    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
     return Version(re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)?)", out).group(1))
 
 
 def local_debian_package_version(package: str) -> Version:
-    result = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", package],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0 or not result.stdout:
-        pytest.fail(f"the local stack's Debian package {package} is not installed; "
-                    "run `make bootstrap`")
+        pytest.fail(
+            f"the local stack's Debian package {package} is not installed; run `make bootstrap`"
+        )
     upstream = re.match(r"(?:\d+:)?([\d.]+)", result.stdout).group(1)
     return Version(upstream)
 
@@ -86,8 +92,10 @@ def test_kafka_image_is_the_pom_kafka_version() -> None:
 def test_connect_image_is_the_pom_debezium_version() -> None:
     """Debezium's connect image of a release bundles the Kafka that release is built on
     (the pom's kafka.version), plus both plugins the local stack installs."""
-    assert service_image("connect") == ("quay.io/debezium/connect",
-                                        pom_properties()["debezium.version"])
+    assert service_image("connect") == (
+        "quay.io/debezium/connect",
+        pom_properties()["debezium.version"],
+    )
 
 
 def test_postgres_image_is_the_local_major_on_the_same_debian() -> None:
@@ -142,8 +150,13 @@ def test_dev_group_exists_so_no_dev_matters() -> None:
 def test_every_project_service_runs_the_one_project_image() -> None:
     for name, svc in project_services().items():
         assert svc["build"] == {"context": ".", "dockerfile": "docker/Dockerfile"}, name
-    assert set(project_services()) >= {"bento", "transformer", "migrate", "deploy-connectors",
-                                       "train"}
+    assert set(project_services()) >= {
+        "bento",
+        "transformer",
+        "migrate",
+        "deploy-connectors",
+        "train",
+    }
     assert image_tag(project_image())[1], "the project image needs a tag"
     builds = {svc["build"]["dockerfile"] for svc in services().values() if "build" in svc}
     assert builds == {"docker/Dockerfile"}

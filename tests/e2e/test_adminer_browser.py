@@ -22,11 +22,26 @@ from stack.settings import REPO_ROOT, StackSettings
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 # flags for a closed network: no background connections, no sandbox as root
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-NEW_LISTING = {"model": "Kuga", "year": "2019", "price": "17250", "transmission": "Automatic",
-               "fuel_type": "Diesel", "tax": "145", "mpg": "54.3", "engine_size": "2.0"}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+NEW_LISTING = {
+    "model": "Kuga",
+    "year": "2019",
+    "price": "17250",
+    "transmission": "Automatic",
+    "fuel_type": "Diesel",
+    "tax": "145",
+    "mpg": "54.3",
+    "engine_size": "2.0",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +55,13 @@ def browser() -> Iterator[Browser]:
 
 def _adminer_url(settings: StackSettings, **params: str) -> str:
     pg = settings.postgres
-    query = {"pgsql": f"{pg.pg_host}:{pg.pg_port}", "username": pg.app_db_user,
-             "db": pg.pg_database, "ns": "public", **params}
+    query = {
+        "pgsql": f"{pg.pg_host}:{pg.pg_port}",
+        "username": pg.app_db_user,
+        "db": pg.pg_database,
+        "ns": "public",
+        **params,
+    }
     return f"{settings.services.adminer_url}?{urlencode(query)}"
 
 
@@ -67,22 +87,29 @@ def _insert_with_new_item_form(page: Page, settings: StackSettings, listing: dic
     assert "has been inserted" in message, f"Adminer did not confirm the insert: {message!r}"
 
 
-def _first_row(page: Page, settings: StackSettings, table: str, column: str,
-               value: str) -> dict[str, str]:
+def _first_row(
+    page: Page, settings: StackSettings, table: str, column: str, value: str
+) -> dict[str, str]:
     """The first row of Adminer's select page for `table` filtered on column = value."""
-    page.goto(_adminer_url(settings, select=table, **{
-        "where[0][col]": column, "where[0][op]": "=", "where[0][val]": value}))
+    page.goto(
+        _adminer_url(
+            settings,
+            select=table,
+            **{"where[0][col]": column, "where[0][op]": "=", "where[0][val]": value},
+        )
+    )
     rows = page.locator("#table tbody tr")
     if rows.count() == 0:
         return {}
     headers = [h.inner_text().strip() for h in page.locator("#table thead th").all()]
     cells = [c.inner_text().strip() for c in rows.first.locator("td").all()]
     # the first cell of a table's row holds the "edit" link, which has no <th>
-    return dict(zip(headers, cells[-len(headers):]))
+    return dict(zip(headers, cells[-len(headers) :]))
 
 
-def _find_prediction(page: Page, settings: StackSettings, car_id: int,
-                     timeout: float = 20) -> dict[str, str]:
+def _find_prediction(
+    page: Page, settings: StackSettings, car_id: int, timeout: float = 20
+) -> dict[str, str]:
     """Reload the view's page filtered on the listing until its predicted price shows."""
     deadline = time.monotonic() + timeout
     while True:
@@ -90,13 +117,15 @@ def _find_prediction(page: Page, settings: StackSettings, car_id: int,
         if row.get("predicted_price") not in (None, "", "NULL"):
             return row
         if time.monotonic() > deadline:
-            pytest.fail(f"no predicted price for listing {car_id} in Adminer after {timeout}s: "
-                        f"{row}")
+            pytest.fail(
+                f"no predicted price for listing {car_id} in Adminer after {timeout}s: {row}"
+            )
         time.sleep(1)
 
 
 def test_insert_in_adminer_and_see_the_predicted_price(
-        stack_ready: StackSettings, browser: Browser, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, browser: Browser, db: psycopg.Connection
+) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 700})
     car_id = None
     try:
@@ -110,8 +139,10 @@ def test_insert_in_adminer_and_see_the_predicted_price(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "adminer-prediction.png"), full_page=True)
 
-        stored = db.execute("SELECT round(predicted_price::numeric, 0) FROM tbl_price_prediction"
-                            " WHERE car_id = %s", (car_id,)).fetchone()
+        stored = db.execute(
+            "SELECT round(predicted_price::numeric, 0) FROM tbl_price_prediction WHERE car_id = %s",
+            (car_id,),
+        ).fetchone()
         assert stored is not None
         assert float(row["predicted_price"]) == float(stored[0])
         assert row["model"] == "Kuga" and row["asking_price"] == "17250"

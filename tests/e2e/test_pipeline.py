@@ -18,7 +18,8 @@ from tests.e2e.conftest import FIELDS, FIESTA, insert_listing, prediction, serve
 
 
 def test_insert_gets_the_served_price_within_10_seconds(
-        stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]) -> None:
+    stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]
+) -> None:
     car_id = insert_listing(db, FIESTA)
     cleanup.append(car_id)
 
@@ -32,14 +33,19 @@ def test_insert_gets_the_served_price_within_10_seconds(
 
 
 def test_update_changes_the_prediction_and_delete_removes_it(
-        stack_ready: StackSettings, db: psycopg.Connection) -> None:
+    stack_ready: StackSettings, db: psycopg.Connection
+) -> None:
     car_id = insert_listing(db, FIESTA)
     first = wait_for(lambda: prediction(db, car_id), timeout=10, interval=0.2)
 
     db.execute("UPDATE tbl_car_price SET mileage = 150000 WHERE id = %s", (car_id,))
-    changed = wait_for(lambda: (p := prediction(db, car_id))
-                       and p["predicted_price"] != first["predicted_price"] and p,
-                       timeout=10, interval=0.2)
+    changed = wait_for(
+        lambda: (
+            (p := prediction(db, car_id)) and p["predicted_price"] != first["predicted_price"] and p
+        ),
+        timeout=10,
+        interval=0.2,
+    )
     assert changed["predicted_price"] < first["predicted_price"], "more miles, lower price"
     served = served_prediction(stack_ready, dict(FIESTA, mileage=150000))
     assert changed["predicted_price"] == pytest.approx(served["predicted_price"], abs=0.01)
@@ -52,23 +58,34 @@ def _generated_listings(count: int) -> list[dict]:
     models = ["Fiesta", "Focus", "Kuga", "EcoSport", "Mondeo", "Puma", "Galaxy", "S-MAX"]
     listings = []
     for i in range(count):
-        listings.append(dict(
-            model=models[i % len(models)], year=2010 + i % 11, price=5000 + (i * 37) % 15000,
-            transmission=("Manual", "Automatic", "Semi-Auto")[i % 3],
-            mileage=1000 + (i * 7919) % 120000, fuel_type=("Petrol", "Diesel", "Hybrid")[i % 3],
-            tax=(0, 20, 145, 150)[i % 4], mpg=40.0 + (i % 30), engine_size=(1.0, 1.5, 2.0)[i % 3]))
+        listings.append(
+            dict(
+                model=models[i % len(models)],
+                year=2010 + i % 11,
+                price=5000 + (i * 37) % 15000,
+                transmission=("Manual", "Automatic", "Semi-Auto")[i % 3],
+                mileage=1000 + (i * 7919) % 120000,
+                fuel_type=("Petrol", "Diesel", "Hybrid")[i % 3],
+                tax=(0, 20, 145, 150)[i % 4],
+                mpg=40.0 + (i % 30),
+                engine_size=(1.0, 1.5, 2.0)[i % 3],
+            )
+        )
     return listings
 
 
 def test_2000_listings_in_one_transaction_get_exactly_2000_predictions(
-        stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]) -> None:
+    stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]
+) -> None:
     listings = _generated_listings(2000)
     with db.transaction(), db.cursor() as cursor:
         columns = ", ".join(FIELDS)
         cursor.executemany(
             f"INSERT INTO tbl_car_price ({columns}) VALUES "
             f"({', '.join(f'%({field})s' for field in FIELDS)}) RETURNING id",
-            listings, returning=True)
+            listings,
+            returning=True,
+        )
         ids = []
         while True:
             ids.append(cursor.fetchone()[0])
@@ -78,21 +95,27 @@ def test_2000_listings_in_one_transaction_get_exactly_2000_predictions(
     assert len(set(ids)) == 2000
 
     def arrived() -> int:
-        return db.execute("SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)",
-                          (ids,)).fetchone()[0]
+        return db.execute(
+            "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+        ).fetchone()[0]
 
     wait_for(lambda: arrived() == 2000, timeout=120, interval=1)
     rows = db.execute(
         "SELECT car_id, extract(epoch FROM written_at - source_committed_at) "
-        "FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)).fetchall()
+        "FROM tbl_price_prediction WHERE car_id = ANY(%s)",
+        (ids,),
+    ).fetchall()
     assert sorted(car_id for car_id, _ in rows) == sorted(ids), "every listing, once"
     latencies = [float(seconds) for _, seconds in rows]
-    print(f"\ninsert->prediction latency over 2,000 listings: "
-          f"p50 {statistics.median(latencies):.2f}s, max {max(latencies):.2f}s")
+    print(
+        f"\ninsert->prediction latency over 2,000 listings: "
+        f"p50 {statistics.median(latencies):.2f}s, max {max(latencies):.2f}s"
+    )
 
 
 def test_garbage_on_the_cdc_topic_goes_to_the_dlq_and_the_pipeline_keeps_flowing(
-        stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]) -> None:
+    stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]
+) -> None:
     kafka = stack_ready.kafka
     dlq_start = end_offsets(stack_ready, kafka.dlq_topic)
     marker = f"garbage-{uuid.uuid4().hex}".encode()
@@ -100,8 +123,12 @@ def test_garbage_on_the_cdc_topic_goes_to_the_dlq_and_the_pipeline_keeps_flowing
     producer.produce(kafka.cdc_topic, key=b'{"id": -42}', value=b"{not json " + marker)
     assert producer.flush(10) == 0
 
-    dead = read_until(stack_ready, dlq_start,
-                      lambda seen: any(marker in (m.value() or b"") for m in seen), timeout=30)
+    dead = read_until(
+        stack_ready,
+        dlq_start,
+        lambda seen: any(marker in (m.value() or b"") for m in seen),
+        timeout=30,
+    )
     letter = next(m for m in dead if marker in (m.value() or b""))
     headers = {key: value.decode() for key, value in letter.headers() or []}
     assert headers["dlq.reason"] == "invalid_json"
@@ -114,11 +141,16 @@ def test_garbage_on_the_cdc_topic_goes_to_the_dlq_and_the_pipeline_keeps_flowing
 
 
 def test_the_view_gives_a_verdict_on_the_asking_price(
-        stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]) -> None:
+    stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]
+) -> None:
     cheap = insert_listing(db, dict(FIESTA, price=500))
     dear = insert_listing(db, dict(FIESTA, price=90000))
     cleanup.extend([cheap, dear])
     wait_for(lambda: prediction(db, cheap) and prediction(db, dear), timeout=10, interval=0.2)
-    verdicts = dict(db.execute("SELECT id, verdict FROM v_car_price_recommendation "
-                               "WHERE id = ANY(%s)", ([cheap, dear],)).fetchall())
+    verdicts = dict(
+        db.execute(
+            "SELECT id, verdict FROM v_car_price_recommendation WHERE id = ANY(%s)",
+            ([cheap, dear],),
+        ).fetchall()
+    )
     assert verdicts == {cheap: "below range", dear: "above range"}

@@ -29,8 +29,8 @@ def _state(supervisor: Supervisor, name: str) -> str:
 
 
 def test_bentoml_down_holds_the_listing_and_resumes_by_itself(
-        stack_ready: StackSettings, supervisor: Supervisor, db: psycopg.Connection,
-        cleanup: list[int]) -> None:
+    stack_ready: StackSettings, supervisor: Supervisor, db: psycopg.Connection, cleanup: list[int]
+) -> None:
     supervisor.stop_program("bentoml")
     try:
         car_id = insert_listing(db, dict(FIESTA, mileage=42424))
@@ -49,30 +49,45 @@ def test_bentoml_down_holds_the_listing_and_resumes_by_itself(
 
 
 def test_a_killed_transformer_loses_nothing_and_duplicates_nothing(
-        stack_ready: StackSettings, supervisor: Supervisor, db: psycopg.Connection,
-        cleanup: list[int]) -> None:
+    stack_ready: StackSettings, supervisor: Supervisor, db: psycopg.Connection, cleanup: list[int]
+) -> None:
     ids = [insert_listing(db, dict(FIESTA, mileage=1000 + i)) for i in range(300)]
     cleanup.extend(ids)
     transformer_pid = next(p.pid for p in supervisor.processes() if p.name == "transformer")
     os.kill(transformer_pid, signal.SIGKILL)  # mid-stream, no chance to commit
     updated = ids[::6]
-    db.execute("UPDATE tbl_car_price SET mileage = mileage + 50000 WHERE id = ANY(%s)",
-               (updated,))
+    db.execute("UPDATE tbl_car_price SET mileage = mileage + 50000 WHERE id = ANY(%s)", (updated,))
     deleted = ids[1::6]
     db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (deleted,))
     live = sorted(set(ids) - set(deleted))
 
     # supervisor restarts it; the group hands it the partitions; it replays from the commit
-    wait_for(lambda: db.execute(
-        "SELECT count(*) FROM tbl_price_prediction p JOIN tbl_car_price c ON c.id = p.car_id "
-        # the commit time (ms) of the listing's latest change is at or after its updated_at
-        "WHERE c.id = ANY(%s) AND p.source_committed_at >= date_trunc('milliseconds', "
-        "c.updated_at)",
-        (live,)).fetchone()[0] == len(live), timeout=120, interval=1)
-    wait_for(lambda: db.execute("SELECT count(*) FROM tbl_price_prediction "
-                                "WHERE car_id = ANY(%s)", (deleted,)).fetchone()[0] == 0,
-             timeout=30)
-    rows = db.execute("SELECT car_id FROM tbl_price_prediction WHERE car_id = ANY(%s)",
-                      (ids,)).fetchall()
+    wait_for(
+        lambda: (
+            db.execute(
+                "SELECT count(*) FROM tbl_price_prediction p "
+                "JOIN tbl_car_price c ON c.id = p.car_id "
+                # the commit time (ms) of the listing's latest change is at or after its updated_at
+                "WHERE c.id = ANY(%s) AND p.source_committed_at >= date_trunc('milliseconds', "
+                "c.updated_at)",
+                (live,),
+            ).fetchone()[0]
+            == len(live)
+        ),
+        timeout=120,
+        interval=1,
+    )
+    wait_for(
+        lambda: (
+            db.execute(
+                "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (deleted,)
+            ).fetchone()[0]
+            == 0
+        ),
+        timeout=30,
+    )
+    rows = db.execute(
+        "SELECT car_id FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+    ).fetchall()
     assert sorted(car_id for (car_id,) in rows) == live, "exactly one prediction per live listing"
     assert _state(supervisor, "transformer") == "RUNNING"

@@ -13,13 +13,28 @@ from psycopg import sql
 
 from stack.settings import REPO_ROOT, StackSettings
 
-VALID = dict(model="Fiesta", year=2018, price=9500, transmission="Manual", mileage=21000,
-             fuel_type="Petrol", tax=145, mpg=65.7, engine_size=1.0)
+VALID = dict(
+    model="Fiesta",
+    year=2018,
+    price=9500,
+    transmission="Manual",
+    mileage=21000,
+    fuel_type="Petrol",
+    tax=145,
+    mpg=65.7,
+    engine_size=1.0,
+)
 
 
 def _alembic(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, f"alembic {' '.join(args)} failed:\n{result.stderr}"
     return result.stdout + result.stderr
 
@@ -32,20 +47,27 @@ def scratch_database(stack_ready: StackSettings):
     admin_dsn = stack_ready.postgres.dsn(database="postgres")
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    env = dict(os.environ, PG_DATABASE=name, CDC_DB_USER=f"mt_cdc_{suffix}",
-               SINK_DB_USER=f"mt_sink_{suffix}", APP_DB_USER=f"mt_app_{suffix}")
+    env = dict(
+        os.environ,
+        PG_DATABASE=name,
+        CDC_DB_USER=f"mt_cdc_{suffix}",
+        SINK_DB_USER=f"mt_sink_{suffix}",
+        APP_DB_USER=f"mt_app_{suffix}",
+    )
     yield name, env
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
         for role in ("cdc", "sink", "app"):
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(
-                sql.Identifier(f"mt_{role}_{suffix}")))
+            conn.execute(
+                sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(f"mt_{role}_{suffix}"))
+            )
 
 
 def _tables(dsn: str) -> set[str]:
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT table_name FROM information_schema.tables "
-                            "WHERE table_schema = 'public'").fetchall()
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
     return {row[0] for row in rows}
 
 
@@ -70,41 +92,61 @@ def test_upgrade_downgrade_upgrade(stack_ready: StackSettings, scratch_database)
 
 
 def test_live_database_is_at_head(db: psycopg.Connection) -> None:
-    heads = subprocess.run([sys.executable, "-m", "alembic", "heads"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()[0]
+    heads = subprocess.run(
+        [sys.executable, "-m", "alembic", "heads"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
     assert db.execute("SELECT version_num FROM alembic_version").fetchone() == (heads,)
 
 
-@pytest.mark.parametrize(("field", "value", "constraint"), [
-    ("mileage", -5, "tbl_car_price_mileage_not_negative"),
-    ("year", 1850, "tbl_car_price_year_plausible"),
-    ("price", 0, "tbl_car_price_price_positive"),
-    ("fuel_type", "Steam", "tbl_car_price_fuel_type_known"),
-    ("transmission", "Telepathic", "tbl_car_price_transmission_known"),
-    ("model", "   ", "tbl_car_price_model_not_blank"),
-    ("engine_size", 25, "tbl_car_price_engine_size_plausible"),
-    ("mpg", 0, "tbl_car_price_mpg_positive"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "constraint"),
+    [
+        ("mileage", -5, "tbl_car_price_mileage_not_negative"),
+        ("year", 1850, "tbl_car_price_year_plausible"),
+        ("price", 0, "tbl_car_price_price_positive"),
+        ("fuel_type", "Steam", "tbl_car_price_fuel_type_known"),
+        ("transmission", "Telepathic", "tbl_car_price_transmission_known"),
+        ("model", "   ", "tbl_car_price_model_not_blank"),
+        ("engine_size", 25, "tbl_car_price_engine_size_plausible"),
+        ("mpg", 0, "tbl_car_price_mpg_positive"),
+    ],
+)
 def test_impossible_listing_is_rejected_with_the_rule_named(
-        db: psycopg.Connection, field: str, value: object, constraint: str) -> None:
+    db: psycopg.Connection, field: str, value: object, constraint: str
+) -> None:
     listing = dict(VALID, **{field: value})
     columns = sql.SQL(", ").join(map(sql.Identifier, listing))
     with pytest.raises(psycopg.errors.CheckViolation) as error, db.transaction(force_rollback=True):
-        db.execute(sql.SQL("INSERT INTO tbl_car_price ({}) VALUES ({})").format(
-            columns, sql.SQL(", ").join(sql.Placeholder() * len(listing))), list(listing.values()))
+        db.execute(
+            sql.SQL("INSERT INTO tbl_car_price ({}) VALUES ({})").format(
+                columns, sql.SQL(", ").join(sql.Placeholder() * len(listing))
+            ),
+            list(listing.values()),
+        )
     assert constraint in str(error.value)
     assert "tbl_car_price" in str(error.value)
 
 
-@pytest.mark.parametrize("field", ["model", "year", "transmission", "mileage", "fuel_type",
-                                   "engine_size"])
+@pytest.mark.parametrize(
+    "field", ["model", "year", "transmission", "mileage", "fuel_type", "engine_size"]
+)
 def test_required_fields_are_not_null(db: psycopg.Connection, field: str) -> None:
     listing = {key: value for key, value in VALID.items() if key != field}
     columns = sql.SQL(", ").join(map(sql.Identifier, listing))
-    with pytest.raises(psycopg.errors.NotNullViolation) as error, \
-            db.transaction(force_rollback=True):
-        db.execute(sql.SQL("INSERT INTO tbl_car_price ({}) VALUES ({})").format(
-            columns, sql.SQL(", ").join(sql.Placeholder() * len(listing))), list(listing.values()))
+    with (
+        pytest.raises(psycopg.errors.NotNullViolation) as error,
+        db.transaction(force_rollback=True),
+    ):
+        db.execute(
+            sql.SQL("INSERT INTO tbl_car_price ({}) VALUES ({})").format(
+                columns, sql.SQL(", ").join(sql.Placeholder() * len(listing))
+            ),
+            list(listing.values()),
+        )
     assert f'column "{field}"' in str(error.value)
 
 
@@ -115,5 +157,7 @@ def test_valid_listing_without_asking_price_is_accepted(db: psycopg.Connection) 
             "INSERT INTO tbl_car_price (model, year, price, transmission, mileage, fuel_type, "
             "tax, mpg, engine_size) VALUES (%(model)s, %(year)s, %(price)s, %(transmission)s, "
             "%(mileage)s, %(fuel_type)s, %(tax)s, %(mpg)s, %(engine_size)s) "
-            "RETURNING id, created_at, updated_at", listing).fetchone()
+            "RETURNING id, created_at, updated_at",
+            listing,
+        ).fetchone()
     assert row[0] > 0 and row[1] is not None and row[2] is not None

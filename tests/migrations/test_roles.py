@@ -17,8 +17,10 @@ def test_cdc_role_can_read_listings_but_not_write_them(stack_ready: StackSetting
     with _connect_as(stack_ready, pg.cdc_db_user, pg.cdc_db_password) as conn:
         conn.execute("SELECT count(*) FROM tbl_car_price").fetchone()
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="tbl_car_price"):
-            conn.execute("INSERT INTO tbl_car_price (model, year, transmission, mileage, "
-                         "fuel_type, engine_size) VALUES ('Ka', 2015, 'Manual', 1, 'Petrol', 1.2)")
+            conn.execute(
+                "INSERT INTO tbl_car_price (model, year, transmission, mileage, "
+                "fuel_type, engine_size) VALUES ('Ka', 2015, 'Manual', 1, 'Petrol', 1.2)"
+            )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM tbl_car_price")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="tbl_price_prediction"):
@@ -26,8 +28,10 @@ def test_cdc_role_can_read_listings_but_not_write_them(stack_ready: StackSetting
 
 
 def test_cdc_role_has_replication(db: psycopg.Connection, settings: StackSettings) -> None:
-    row = db.execute("SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = %s",
-                     (settings.postgres.cdc_db_user,)).fetchone()
+    row = db.execute(
+        "SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = %s",
+        (settings.postgres.cdc_db_user,),
+    ).fetchone()
     assert row == (True, False)
 
 
@@ -39,18 +43,23 @@ def test_sink_role_writes_predictions_only(stack_ready: StackSettings) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="tbl_car_price"):
             conn.execute("UPDATE tbl_car_price SET price = 1")
         with conn.transaction(force_rollback=True):
-            conn.execute("INSERT INTO tbl_price_prediction (car_id, predicted_price, model_version)"
-                         " VALUES (-1, 1000, 'test')")
-            assert conn.execute("SELECT predicted_price FROM tbl_price_prediction "
-                                "WHERE car_id = -1").fetchone() == (1000.0,)
+            conn.execute(
+                "INSERT INTO tbl_price_prediction (car_id, predicted_price, model_version)"
+                " VALUES (-1, 1000, 'test')"
+            )
+            assert conn.execute(
+                "SELECT predicted_price FROM tbl_price_prediction WHERE car_id = -1"
+            ).fetchone() == (1000.0,)
 
 
 def test_app_role_edits_listings_and_reads_predictions(stack_ready: StackSettings) -> None:
     pg = stack_ready.postgres
     with _connect_as(stack_ready, pg.app_db_user, pg.app_db_password) as conn:
         with conn.transaction(force_rollback=True):
-            conn.execute("INSERT INTO tbl_car_price (model, year, transmission, mileage, "
-                         "fuel_type, engine_size) VALUES ('Ka', 2015, 'Manual', 1, 'Petrol', 1.2)")
+            conn.execute(
+                "INSERT INTO tbl_car_price (model, year, transmission, mileage, "
+                "fuel_type, engine_size) VALUES ('Ka', 2015, 'Manual', 1, 'Petrol', 1.2)"
+            )
         conn.execute("SELECT * FROM v_car_price_recommendation LIMIT 1")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="tbl_price_prediction"):
             conn.execute("DELETE FROM tbl_price_prediction")

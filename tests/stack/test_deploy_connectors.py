@@ -14,9 +14,13 @@ from stack.settings import REPO_ROOT, StackSettings
 
 
 def _deploy(directory: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stack", "deploy-connectors",
-                           "--connectors-dir", str(directory)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "stack", "deploy-connectors", "--connectors-dir", str(directory)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_redeploying_the_project_connectors_keeps_them_running(stack_ready: StackSettings) -> None:
@@ -26,7 +30,8 @@ def test_redeploying_the_project_connectors_keeps_them_running(stack_ready: Stac
 
 
 def test_a_failing_connector_prints_its_trace_and_exits_non_zero(
-        stack_ready: StackSettings, tmp_path: Path) -> None:
+    stack_ready: StackSettings, tmp_path: Path
+) -> None:
     broken = json.loads((CONNECTORS_DIR / "car-price-predictions-sink.json").read_text())
     broken["name"] = "test-broken-sink"
     broken["config"]["topics"] = "test_broken_sink"

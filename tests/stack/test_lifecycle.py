@@ -15,16 +15,23 @@ from stack.supervisor import Supervisor
 
 
 def _make(target: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["make", "--no-print-directory", target], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, f"make {target} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 
 def _pids(settings: StackSettings) -> dict[str, int]:
     supervisor = Supervisor(settings)
-    return {"supervisord": supervisor.daemon_pid() or 0,
-            **{p.name: p.pid for p in supervisor.processes()}}
+    return {
+        "supervisord": supervisor.daemon_pid() or 0,
+        **{p.name: p.pid for p in supervisor.processes()},
+    }
 
 
 def _processes_mentioning(path: Path) -> list[str]:

@@ -11,7 +11,8 @@ from stack.settings import StackSettings
 
 
 def test_every_placeholder_is_filled_and_ports_come_from_settings(
-        tmp_path: Path, monkeypatch) -> None:
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("KAFKA_PORT", "19092")
     monkeypatch.setenv("CONNECT_PORT", "18083")
     settings = StackSettings(state_dir=tmp_path)
@@ -25,10 +26,14 @@ def test_every_placeholder_is_filled_and_ports_come_from_settings(
 
 
 def test_config_provider_is_configured_for_connector_secrets(tmp_path: Path) -> None:
-    text = (render_configs(StackSettings(state_dir=tmp_path))[0].parent
-            / "connect-distributed.properties").read_text()
-    assert "config.providers.env.class=org.apache.kafka.common.config.provider." \
-           "EnvVarConfigProvider" in text
+    text = (
+        render_configs(StackSettings(state_dir=tmp_path))[0].parent
+        / "connect-distributed.properties"
+    ).read_text()
+    assert (
+        "config.providers.env.class=org.apache.kafka.common.config.provider."
+        "EnvVarConfigProvider" in text
+    )
 
 
 def test_cluster_id_has_kafkas_format() -> None:

@@ -1,10 +1,8 @@
 """One micro-batch: what its messages ask for, decided before any I/O.
 
-A message that can't be parsed is a dead letter at once and takes no part in
-deduplication, so a garbage update cannot hide an earlier valid one. Of the rest only
-the newest event per listing counts: pricing an older version would be wasted work,
-and a superseded upsert must not follow a delete. Messages come in offset order per
-partition, so the newest is the last one consumed.
+Unparseable messages are dead letters at once, so garbage cannot hide a valid event.
+Of the rest only the newest event per listing counts (the last consumed: offsets come
+in order per partition): an older version is wasted work, and must not follow a delete.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""Debezium change events of `tbl_car_price`, as the source connector writes them.
-
-JsonConverter with `schemas.enable=false`: the key is `{"id": 42}`, the value is the
-envelope `{"op", "before", "after", "source": {"ts_ms", ...}}`, or null (the tombstone
-after a delete). Parsing decides, per message, what it asks for, or why it never
-can be priced (`Reason`, also the DLQ header and the metrics label). The listing's
-fields are the model's (model/api_schema.py); the model judges their values.
+"""Debezium change events of `tbl_car_price` (JsonConverter, `schemas.enable=false`):
+key `{"id": 42}`, value `{"op", "before", "after", "source": {"ts_ms"}}` or null (the
+tombstone after a delete). `parse` says what a message asks for, or why it can never be
+priced (`Reason`: the DLQ header and metrics label). The listing's fields are the model's
+(model/api_schema.py), and the model judges their values.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Prometheus metrics of the transformer; dashboards and tests know these names.
-
-Each instance has its own registry object: tests pass a fresh `CollectorRegistry`, the
-service uses the default one, which also carries the process_* and python_* series.
+"""Prometheus metrics of the transformer; dashboards and tests use these names. Tests pass
+a fresh registry; the service uses the default one (with the process_* series).
 """
 
 from __future__ import annotations

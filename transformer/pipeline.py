@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
@@ -37,24 +38,20 @@ class Fatal(RuntimeError):
     """librdkafka reported a fatal error: the client is unusable, restart the process."""
 
 
+@dataclass
 class Pipeline:
-    def __init__(
-        self,
-        settings: Settings,
-        predict: Callable[[list[dict[str, Any]]], list[Any]],
-        metrics: Metrics,
-        stop: threading.Event,
-        consumer: Any = None,  # the service sets the clients, with on_error as error_cb
-        producer: Any = None,
-    ) -> None:
-        self.s, self.consumer, self.producer = settings, consumer, producer
-        self.predict, self.metrics, self.stop = predict, metrics, stop
-        self.delay = 0.0  # the current backoff; 0 after a success
-        self.revoked: set[Partition] = set()  # since the current batch was consumed
-        self.fatal: str | None = None
+    s: Settings
+    predict: Callable[[list[dict[str, Any]]], list[Any]]
+    metrics: Metrics
+    stop: threading.Event
+    consumer: Any = None  # the service sets the clients, with on_error as their error_cb
+    producer: Any = None
+    delay: float = 0.0  # the current backoff; 0 after a success
+    revoked: set[Partition] = field(default_factory=set)  # since the batch was consumed
+    fatal: str | None = None
 
     def on_error(self, error: KafkaError) -> None:
-        """error_cb of both clients (brokers down, auth, ...); a fatal one stops the loop."""
+        """error_cb of both clients, and consume errors: a fatal one stops the loop."""
         if error.fatal():
             self.fatal = error.str()
         kafka_log.log(logging.CRITICAL if error.fatal() else logging.WARNING, error.str())
@@ -186,10 +183,8 @@ class Pipeline:
             error = message.error()
             if error is None:
                 messages.append(message)
-            elif error.fatal():
-                self.fatal = error.str()
             elif error.code() != KafkaError._PARTITION_EOF:
-                kafka_log.warning(error.str())
+                self.on_error(error)
         if self.fatal:
             raise Fatal(self.fatal)
         return messages

@@ -1,10 +1,8 @@
-"""BentoML `POST /predict`: one call per batch, and what its answers mean.
+"""BentoML `POST /predict`, one call per batch, and what its answers mean.
 
-- No answer, a timeout, a 5xx or a malformed 200: `Unavailable`; the caller retries.
-- HTTP 400: the model refuses listings; its body names them (`detail[*].loc` is
-  `["listings", i, field]`, see model/api_schema.py). They are `Refused` and the rest
-  is sent again; a 400 naming no listing refuses the whole request. Each round
-  removes at least one listing, so this ends.
+No answer, a timeout, a 5xx or a malformed 200 is `Unavailable`: the caller retries. A 400
+names the refused listings in `detail[*].loc` (`["listings", i, field]`, model/api_schema.py):
+they are `Refused` and the rest is sent again (a 400 naming none refuses all it was sent).
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """The records the transformer produces.
 
-Predictions go to the JDBC sink, which runs JsonConverter with `schemas.enable=true`:
-key and value carry an inline Connect schema; the sink upserts on the key field
-`car_id` and deletes on a tombstone (value null). `source_committed_at` uses the
-Connect Timestamp logical type, so it lands in a timestamptz column.
-
-A dead letter keeps the original key and value bytes (a fixed message can be replayed
-as-is) and says why in `dlq.*` headers, after the original headers.
+The JDBC sink reads JsonConverter with `schemas.enable=true`, upserts on the key's
+`car_id` and deletes on a tombstone; `source_committed_at` is a Connect Timestamp, so it
+lands in a timestamptz column. A dead letter keeps the original bytes (it can be replayed
+as-is) and says why in `dlq.*` headers after the original ones.
 """
 
 from __future__ import annotations
@@ -67,17 +64,6 @@ def prediction_value(car_id: int, prediction: PricePrediction, committed_ms: int
     return _dumps({"schema": VALUE_SCHEMA, "payload": payload})
 
 
-def prediction(
-    topic: str, car_id: int, answer: PricePrediction, committed_ms: int | None
-) -> Record:
-    return Record(topic, prediction_key(car_id), prediction_value(car_id, answer, committed_ms))
-
-
-def tombstone(topic: str, car_id: int) -> Record:
-    """Same key as the prediction, null value: the sink deletes the row."""
-    return Record(topic, prediction_key(car_id), None)
-
-
 def dead_letter(topic: str, letter: DeadLetter) -> Record:
     source, error = letter.message, letter.error
     ours = {
@@ -102,12 +88,13 @@ def for_batch(
     priced = iter(answers)
     for message, event in batch.changes:
         answer = next(priced) if event.listing is not None else None
-        if answer is None:
-            out.append((message, tombstone(predictions, event.car_id), "tombstone"))
+        key = prediction_key(event.car_id)
+        if answer is None:  # a delete: the prediction's key, null value, the sink deletes it
+            out.append((message, Record(predictions, key, None), "tombstone"))
         elif isinstance(answer, Refused):
             letter = DeadLetter(message, Reason.REJECTED_BY_MODEL, answer)
             out.append((message, dead_letter(dlq, letter), letter.reason.value))
         else:
-            record = prediction(predictions, event.car_id, answer, event.source_ts_ms)
-            out.append((message, record, "prediction"))
+            value = prediction_value(event.car_id, answer, event.source_ts_ms)
+            out.append((message, Record(predictions, key, value), "prediction"))
     return out

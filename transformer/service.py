@@ -1,7 +1,6 @@
-"""`python -m transformer`: settings, JSON logs, signals, /metrics and the clients
-around the pipeline. Exit code 0 after SIGTERM/SIGINT (the current batch finished or
-abandoned, never half-committed), 1 on a fatal Kafka error (a restart replays from the
-last commit), 2 on invalid configuration.
+"""`python -m transformer`: settings, JSON logs, signals, /metrics and the clients around
+the pipeline. Exits 0 after SIGTERM/SIGINT, 1 on a fatal Kafka error (a restart replays
+from the last commit), 2 on invalid configuration.
 """
 
 from __future__ import annotations

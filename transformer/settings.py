@@ -1,7 +1,5 @@
-"""Transformer settings, from the environment and `.env`.
-
-The broker, the topics, BentoML's address and the /metrics address are the stack's
-own classes (stack/settings.py), so each env name is declared once; what only the
+"""Transformer settings. The broker, topics and the BentoML and /metrics addresses are the
+stack's own classes (stack/settings.py), so each env name is declared once; what only the
 transformer reads is prefixed TRANSFORMER_.
 """
 

@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test lint deploy-model rescore reconcile chaos
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test test-unit lint deploy-model rescore reconcile chaos
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -97,5 +97,9 @@ chaos: up ## the fault matrix (tests/faults) with a larger load; prints fault, l
 	@FAULT_LISTINGS=$(CHAOS_LISTINGS) $(PY) -m pytest tests/faults -p no:cacheprovider -q || true
 	@$(PY) -m stack chaos-table test-artifacts/chaos.jsonl
 
-lint: ## ruff
+test-unit: ## the tests that need no running service and train no model (seconds, for quick edits)
+	@$(PY) -m pytest -m "not stack and not slow" $(PYTEST_ARGS)
+
+lint: ## ruff check and ruff format --check
 	@.venv/bin/ruff check stack migrations transformer model tests
+	@.venv/bin/ruff format --check stack migrations transformer model tests

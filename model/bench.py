@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import socket
 import statistics
 import sys
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 
 import httpx
 import numpy as np
+
+from stack.settings import BentoMLSettings
 
 MODELS = [
     "Fiesta",
@@ -112,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m model.bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--host", default=os.environ.get("BENTOML_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BENTOML_PORT", "3000")))
+    service = BentoMLSettings()
+    parser.add_argument("--host", default=service.bentoml_host)
+    parser.add_argument("--port", type=int, default=service.bentoml_port)
     parser.add_argument(
         "--scale",
         type=float,

@@ -21,7 +21,6 @@ started with and none is refused, so a deploy needs no restart.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -41,10 +40,8 @@ from model.api_schema import (
 )
 from model.body_limit import BodyLimitMiddleware
 from model.predictor import PricePredictor
-from model.store import served_tag, serving_file
+from model.store import ServingSettings, served_tag, serving_file
 
-#: XGBoost threads per prediction; 2 cores are shared with Kafka on the dev box.
-PREDICT_THREADS = int(os.environ.get("CAR_PRICE_PREDICT_THREADS", "2"))
 #: How often the worker looks at the serving-model file (one stat call).
 WATCH_INTERVAL_S = 0.5
 
@@ -62,7 +59,9 @@ class Served:
 
 def load_served(tag: str) -> Served:
     stored = bentoml.models.get(tag)
-    predictor = PricePredictor.load(Path(stored.path), n_threads=PREDICT_THREADS)
+    predictor = PricePredictor.load(
+        Path(stored.path), n_threads=ServingSettings().car_price_predict_threads
+    )
     metrics = dict(stored.info.metadata.get("metrics", {}))
     return Served(predictor, str(stored.tag), metrics)
 

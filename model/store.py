@@ -3,7 +3,9 @@
 The store location follows $BENTOML_HOME (the Makefile points it at .state/bentoml),
 so tests can use a throw-away store by setting that variable. Beside the store, the file
 `serving-model` names the version the service serves: `make deploy-model` writes it and
-the running service follows it (model/service.py), so the choice survives restarts.
+the running service follows it (model/service.py), so the choice survives restarts. What the service
+reads at start is declared once, in `ServingSettings` (the bento ships model/ only, so
+the class lives here rather than in stack/settings.py).
 """
 
 from __future__ import annotations
@@ -13,14 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.predictor import PricePredictor
 
 MODEL_NAME = "car_price_xgb"
-#: Env var that pins the served model; unset means the newest `car_price_xgb`.
+#: Env var that pins the served model; unset means the deployed one, else the newest.
 MODEL_TAG_ENV_VAR = "BENTOML_MODEL_TAG"
 #: File (in $BENTOML_HOME) holding the deployed tag, one line.
 SERVING_FILE_NAME = "serving-model"
+
+
+class ServingSettings(BaseSettings):
+    """BENTOML_MODEL_TAG pins the served model; CAR_PRICE_PREDICT_THREADS: XGBoost threads
+    per prediction (2 cores are shared with Kafka on the dev box)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    bentoml_model_tag: str = ""
+    car_price_predict_threads: int = Field(2, ge=1)
 
 
 def serving_file() -> Path:
@@ -49,7 +63,7 @@ def write_deployed_tag(tag: str) -> None:
 def served_tag() -> str:
     """The tag the service should load: $BENTOML_MODEL_TAG (a pin), the deployed one,
     else the newest version."""
-    return os.environ.get(MODEL_TAG_ENV_VAR) or deployed_tag() or f"{MODEL_NAME}:latest"
+    return ServingSettings().bentoml_model_tag or deployed_tag() or f"{MODEL_NAME}:latest"
 
 
 def save_predictor(

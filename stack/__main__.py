@@ -177,7 +177,7 @@ def reconcile(settings: StackSettings) -> int:
 
 
 def _transformer_lag(settings: StackSettings) -> str:
-    group = TransformerSettings().group_id  # the transformer's own setting, not a copy
+    group = TransformerSettings().transformer_group_id  # its own setting, not a copy
     try:
         lag = kafka.consumer_group_lag(settings, group, settings.kafka.cdc_topic)
     except Exception as exc:  # status must print something, whatever Kafka says

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL
 
@@ -20,6 +21,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class _FromEnv(BaseSettings):
     model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
+
+    def as_env(self) -> dict[str, str]:
+        """The values under their env names, for the programs supervisord starts."""
+        return {name.upper(): str(value) for name, value in self.model_dump().items()}
 
 
 class PostgresSettings(_FromEnv):
@@ -68,9 +73,10 @@ class PostgresSettings(_FromEnv):
 
 
 class KafkaSettings(_FromEnv):
+    """The broker and the pipeline's topics: read by the stack, the transformer and tests."""
+
     kafka_host: str = "127.0.0.1"
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
+    kafka_port: int = Field(9092, ge=1, le=65535)
     cdc_topic: str = "car_database.public.tbl_car_price"
     predictions_topic: str = "car_price_predictions"
     dlq_topic: str = "car_price_predictions.dlq"
@@ -86,6 +92,12 @@ class KafkaSettings(_FromEnv):
         return f"{self.kafka_host}:{self.kafka_port}"
 
 
+class KafkaServerSettings(KafkaSettings):
+    """What only the local broker needs besides the client view."""
+
+    kafka_controller_port: int = 9093
+
+
 class ConnectSettings(_FromEnv):
     connect_host: str = "127.0.0.1"
     connect_port: int = 8083
@@ -95,23 +107,33 @@ class ConnectSettings(_FromEnv):
         return f"http://{self.connect_host}:{self.connect_port}"
 
 
-class ServiceSettings(_FromEnv):
-    """Where the Python services of the pipeline listen (BentoML, transformer, Adminer)."""
+class BentoMLSettings(_FromEnv):
+    """Where the price service listens: BentoML binds it, the transformer calls it."""
 
     bentoml_host: str = "127.0.0.1"
-    bentoml_port: int = 3000
-    transformer_metrics_host: str = "127.0.0.1"
-    transformer_metrics_port: int = 9400
-    adminer_host: str = "127.0.0.1"
-    adminer_port: int = 8080
+    bentoml_port: int = Field(3000, ge=1, le=65535)
 
     @property
     def bentoml_url(self) -> str:
         return f"http://{self.bentoml_host}:{self.bentoml_port}"
 
+
+class TransformerMetricsSettings(_FromEnv):
+    """Where the transformer serves /metrics (port 0: any free port, which it logs)."""
+
+    transformer_metrics_host: str = "127.0.0.1"
+    transformer_metrics_port: int = Field(9400, ge=0, le=65535)
+
     @property
     def transformer_metrics_url(self) -> str:
         return f"http://{self.transformer_metrics_host}:{self.transformer_metrics_port}/metrics"
+
+
+class ServiceSettings(BentoMLSettings, TransformerMetricsSettings):
+    """Where the Python services of the pipeline listen (BentoML, transformer, Adminer)."""
+
+    adminer_host: str = "127.0.0.1"
+    adminer_port: int = 8080
 
     @property
     def adminer_url(self) -> str:
@@ -136,8 +158,8 @@ class StackSettings(_FromEnv):
         return PostgresSettings()
 
     @cached_property
-    def kafka(self) -> KafkaSettings:
-        return KafkaSettings()
+    def kafka(self) -> KafkaServerSettings:
+        return KafkaServerSettings()
 
     @cached_property
     def connect(self) -> ConnectSettings:

@@ -17,6 +17,21 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from stack import readiness
 from stack.settings import StackSettings
 
+#: fixtures that train a model or serve one of their own
+SLOW_FIXTURES = {"synthetic_model", "server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what `make test-unit` leaves out: `stack` for every test that uses the running
+    stack (through `stack_ready`, also behind `db`, `producer`, ...), `slow` for the
+    training and serving fixtures; a test can also carry the mark itself."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "stack_ready" in names:
+            item.add_marker(pytest.mark.stack)
+        if names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def settings() -> StackSettings:

@@ -1,129 +1,72 @@
-"""Prometheus metrics for the transformer.
-
-All metrics hang off one registry object so tests can use a fresh
-`CollectorRegistry` while production uses the default one (which also carries
-the process_* and python_* collectors).
+"""Prometheus metrics of the transformer; dashboards and tests use these names. Tests pass
+a fresh registry; the service uses the default one (with the process_* series).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from wsgiref.simple_server import WSGIServer
+import collections
+import time
+from typing import Any
 
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    start_http_server,
-)
+from confluent_kafka import KafkaException
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from transformer.dlq import KNOWN_REASONS
-from transformer.processing import EVENT_KINDS
+from transformer.events import KINDS, Reason
 
-BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SIZES = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LAG_EVERY_S = 5.0
 
 
-def lag(high_watermark: int, position: int) -> int | None:
-    """Messages behind the end of the partition; None if either offset is unknown
-    (librdkafka reports negative sentinels such as OFFSET_INVALID=-1001)."""
-    if high_watermark < 0 or position < 0:
-        return None
-    return max(high_watermark - position, 0)
-
-
-class TransformerMetrics:
+class Metrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.registry = registry
-        self.events_consumed = Counter(
-            "transformer_events_consumed",
-            "CDC messages consumed, by kind (create/read/update/delete/tombstone/invalid)",
-            ["kind"],
-            registry=registry,
+        def new(kind: Any, name: str, doc: str, *labels: str, **options: Any) -> Any:
+            return kind(f"transformer_{name}", doc, labels, registry=registry, **options)
+
+        self.registry, self.lag_due = registry, 0.0
+        self.events_consumed = new(Counter, "events_consumed", "CDC messages, by kind", "kind")
+        self.predictions_produced = new(Counter, "predictions_produced", "Predictions acked")
+        self.tombstones_produced = new(Counter, "tombstones_produced", "Deletes acked")
+        self.dlq_messages = new(Counter, "dlq_messages", "Messages parked in the DLQ", "reason")
+        self.batches = new(Counter, "batches", "Batches, by outcome", "outcome")
+        self.bentoml_failures = new(Counter, "bentoml_failures", "Failed /predict, retried")
+        self.batch_size = new(Histogram, "batch_size", "Messages per batch", buckets=SIZES)
+        self.bentoml_request_seconds = new(
+            Histogram, "bentoml_request_seconds", "POST /predict", "outcome", buckets=SECONDS
         )
-        self.predictions_produced = Counter(
-            "transformer_predictions_produced",
-            "Prediction records acknowledged by Kafka",
-            registry=registry,
-        )
-        self.tombstones_produced = Counter(
-            "transformer_tombstones_produced",
-            "Prediction tombstones (deletes) acknowledged by Kafka",
-            registry=registry,
-        )
-        self.dlq_messages = Counter(
-            "transformer_dlq_messages",
-            "Messages parked in the DLQ topic, by reason",
-            ["reason"],
-            registry=registry,
-        )
-        self.batches = Counter(
-            "transformer_batches",
-            "Batches finished, by outcome (committed/commit_failed/abandoned)",
-            ["outcome"],
-            registry=registry,
-        )
-        self.bentoml_failures = Counter(
-            "transformer_bentoml_failures",
-            "Failed /predict attempts that will be retried (service unavailable)",
-            registry=registry,
-        )
-        self.batch_size = Histogram(
-            "transformer_batch_size",
-            "Messages per consumed batch",
-            buckets=BATCH_SIZE_BUCKETS,
-            registry=registry,
-        )
-        self.bentoml_request_seconds = Histogram(
-            "transformer_bentoml_request_seconds",
-            "Latency of one POST /predict, by outcome (ok/rejected/unavailable)",
-            ["outcome"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.consumer_lag = Gauge(
-            "transformer_consumer_lag",
-            "High watermark minus consumer position, per assigned partition",
-            ["topic", "partition"],
-            registry=registry,
-        )
-        self.bentoml_available = Gauge(
-            "transformer_bentoml_available",
-            "1 while /predict answers, 0 while the current batch is held for retries",
-            registry=registry,
-        )
+        self.consumer_lag = new(Gauge, "consumer_lag", "Behind the end", "topic", "partition")
+        self.bentoml_available = new(Gauge, "bentoml_available", "0 while /predict fails")
         self.bentoml_available.set(1)
-        # Pre-create labelled series so dashboards and alerts see zeros, not gaps.
-        for kind in EVENT_KINDS:
-            self.events_consumed.labels(kind=kind)
-        for reason in KNOWN_REASONS:
-            self.dlq_messages.labels(reason=reason)
+        # labelled series exist from the start: dashboards see zeros, not gaps
+        for kind in (*KINDS.values(), "tombstone", "invalid"):
+            self.events_consumed.labels(kind)
+        for reason in Reason:
+            self.dlq_messages.labels(reason.value)
         for outcome in ("ok", "rejected", "unavailable"):
-            self.bentoml_request_seconds.labels(outcome=outcome)
+            self.bentoml_request_seconds.labels(outcome)
 
     def observe_request(self, seconds: float, outcome: str) -> None:
-        self.bentoml_request_seconds.labels(outcome=outcome).observe(seconds)
+        self.bentoml_request_seconds.labels(outcome).observe(seconds)
 
-    def set_lag(self, topic: str, partition: int, value: int | None) -> None:
-        if value is not None:
-            self.consumer_lag.labels(topic=topic, partition=str(partition)).set(value)
+    def delivered(self, labels: collections.Counter[str], kinds: collections.Counter[str]) -> dict:
+        """Count a batch whose records are all acknowledged; returns the counts to log."""
+        for kind, count in kinds.items():
+            self.events_consumed.labels(kind).inc(count)
+        self.predictions_produced.inc(predictions := labels.pop("prediction", 0))
+        self.tombstones_produced.inc(tombstones := labels.pop("tombstone", 0))
+        for reason, count in labels.items():
+            self.dlq_messages.labels(reason).inc(count)
+        return {"predictions": predictions, "tombstones": tombstones, "dlq": dict(labels)}
 
-    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Drop lag series of partitions we no longer own (another member reports them)."""
-        for topic, partition in partitions:
-            try:
-                self.consumer_lag.remove(topic, str(partition))
-            except KeyError:
-                pass
-
-
-def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> WSGIServer:
-    """Start the /metrics HTTP server in a daemon thread.
-
-    Returns the server: `server.server_address[1]` is the bound port (useful with
-    port 0), `server.shutdown()` stops it.
-    """
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server
+    def refresh_lag(self, consumer: Any) -> None:
+        """Lag per owned partition, from the consumer's local state (no broker round trip)."""
+        if time.monotonic() < self.lag_due:
+            return
+        self.lag_due = time.monotonic() + LAG_EVERY_S
+        try:
+            for tp in consumer.position(consumer.assignment()):
+                _, high = consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
+                if high >= 0 and tp.offset >= 0:
+                    self.consumer_lag.labels(tp.topic, str(tp.partition)).set(high - tp.offset)
+        except KafkaException:
+            pass  # no position or watermarks yet: the next refresh tries again

@@ -72,9 +72,13 @@ CHECKS_0001 = {
     "tbl_car_price_model_not_blank": "btrim(model) <> ''",
     "tbl_car_price_year_plausible": "year BETWEEN 1900 AND 2100",
     "tbl_car_price_price_positive": "price IS NULL OR price > 0",
-    "tbl_car_price_transmission_known": "transmission IN ('Manual', 'Automatic', 'Semi-Auto', 'Other')",
+    "tbl_car_price_transmission_known": (
+        "transmission IN ('Manual', 'Automatic', 'Semi-Auto', 'Other')"
+    ),
     "tbl_car_price_mileage_not_negative": "mileage >= 0",
-    "tbl_car_price_fuel_type_known": "fuel_type IN ('Petrol', 'Diesel', 'Hybrid', 'Electric', 'Other')",
+    "tbl_car_price_fuel_type_known": (
+        "fuel_type IN ('Petrol', 'Diesel', 'Hybrid', 'Electric', 'Other')"
+    ),
     "tbl_car_price_tax_not_negative": "tax IS NULL OR tax >= 0",
     "tbl_car_price_mpg_positive": "mpg IS NULL OR mpg > 0",
     "tbl_car_price_engine_size_plausible": "engine_size >= 0 AND engine_size <= 10",

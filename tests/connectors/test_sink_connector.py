@@ -9,11 +9,11 @@ import httpx
 import psycopg
 from confluent_kafka import Producer
 
+from model.api_schema import PricePrediction as Prediction
 from stack.connectors import ConnectorState, connector_state
 from stack.settings import StackSettings
 from tests.conftest import end_offsets, read_until, wait_for
 from tests.connectors import contract
-from transformer.predictor_client import Prediction
 from transformer.records import prediction_key, prediction_value
 
 

@@ -65,7 +65,8 @@ def test_a_killed_transformer_loses_nothing_and_duplicates_nothing(
     wait_for(
         lambda: (
             db.execute(
-                "SELECT count(*) FROM tbl_price_prediction p JOIN tbl_car_price c ON c.id = p.car_id "
+                "SELECT count(*) FROM tbl_price_prediction p "
+                "JOIN tbl_car_price c ON c.id = p.car_id "
                 # the commit time (ms) of the listing's latest change is at or after its updated_at
                 "WHERE c.id = ANY(%s) AND p.source_committed_at >= date_trunc('milliseconds', "
                 "c.updated_at)",

@@ -28,6 +28,7 @@ def real_data_path() -> Path:
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
 
 
+@pytest.mark.slow
 def test_served_holdout_metrics_match_metrics_json(tmp_path: Path) -> None:
     data_path = real_data_path()
     if not data_path.is_file():

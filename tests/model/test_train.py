@@ -71,6 +71,7 @@ def test_same_data_and_seed_give_same_metrics(
     assert first["range_margin_log"] == second["range_margin_log"]
 
 
+@pytest.mark.slow  # runs the training command
 def test_malformed_csv_fails_with_column_and_rows(tmp_path: Path) -> None:
     bad = make_ford_like(30).astype(object)
     bad.loc[[2, 11], "mileage"] = -1
@@ -92,6 +93,7 @@ def test_missing_data_argument_is_explained(
     assert main(["--report-dir", str(tmp_path)]) == 2
 
 
+@pytest.mark.slow
 def test_predictor_round_trip_and_range_properties(tmp_path: Path) -> None:
     path = tmp_path / "ford.csv"
     make_ford_like(600, seed=3).to_csv(path, index=False)

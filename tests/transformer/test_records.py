@@ -1,24 +1,24 @@
-"""Prediction record format for the JDBC sink (transformer/records.py)."""
+"""The records the transformer produces (transformer/records.py)."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
-from transformer.predictor_client import Prediction
+from model.api_schema import PricePrediction
+from tests.transformer.conftest import CDC_TOPIC, MessageOf, key_of
+from transformer.batch import DeadLetter, build
+from transformer.events import Reason
+from transformer.predictor import Refused
 from transformer.records import (
+    MAX_ERROR_CHARS,
+    dead_letter,
+    for_batch,
     prediction_key,
-    prediction_record,
     prediction_value,
-    tombstone_record,
 )
 
-PREDICTION = Prediction(
-    predicted_price=11000.5,
-    price_low=9800.0,
-    price_high=12100.0,
-    model_version="car_price_xgb:abc123",
+PREDICTION = PricePrediction(
+    predicted_price=11000.5, price_low=9800.0, price_high=12100.0, model_version="xgb:abc"
 )
 
 
@@ -62,56 +62,50 @@ def test_value_schema_and_payload() -> None:
             "predicted_price": 11000.5,
             "price_low": 9800.0,
             "price_high": 12100.0,
-            "model_version": "car_price_xgb:abc123",
+            "model_version": "xgb:abc",
             "source_committed_at": 1_730_000_000_000,
         },
     }
-
-
-def test_missing_commit_time_is_null_because_the_field_is_optional() -> None:
-    payload = json.loads(prediction_value(1, PREDICTION, None))["payload"]
-
-    assert payload["source_committed_at"] is None
-
-
-def test_integral_prices_are_written_as_json_doubles() -> None:
-    whole = Prediction(predicted_price=12000, price_low=11000, price_high=13000, model_version="v")  # type: ignore[arg-type]
-
-    raw = prediction_value(1, whole, None).decode()
-
-    assert '"predicted_price":12000.0' in raw
-    assert '"price_low":11000.0' in raw and '"price_high":13000.0' in raw
-
-
-def test_not_a_number_never_reaches_the_topic() -> None:
-    broken = Prediction(
-        predicted_price=float("nan"), price_low=0.0, price_high=1.0, model_version="v"
-    )
-
-    with pytest.raises(ValueError):
-        prediction_value(1, broken, None)
-
-
-def test_prediction_record_is_keyed_by_listing_id() -> None:
-    record = prediction_record("car_price_predictions", 42, PREDICTION, None)
-
-    assert record.topic == "car_price_predictions"
-    assert record.key == prediction_key(42)
-    assert json.loads(record.value or b"")["payload"]["car_id"] == 42
-    assert record.headers is None
-
-
-def test_tombstone_has_the_same_key_and_a_null_value() -> None:
-    record = tombstone_record("car_price_predictions", 42)
-
-    assert record.key == prediction_record("car_price_predictions", 42, PREDICTION, None).key
-    assert record.value is None
-
-
-def test_records_are_compact_utf8_json() -> None:
-    assert b" " not in prediction_key(42)
     assert (
-        prediction_key(42) == b'{"schema":{"type":"struct","name":"car_price_predictions.Key",'
-        b'"optional":false,"fields":[{"field":"car_id","type":"int64","optional":false}]},'
-        b'"payload":{"car_id":42}}'
+        json.loads(prediction_value(42, PREDICTION, None))["payload"]["source_committed_at"] is None
     )
+
+
+def test_a_dead_letter_keeps_the_original_bytes_and_says_why(message: MessageOf) -> None:
+    original = message(
+        b"\xffnot json", key_of(7), partition=2, offset=41, headers=[("trace", b"x")]
+    )
+
+    record = dead_letter("dlq", DeadLetter(original, Reason.INVALID_JSON, "e" * 5000))
+
+    assert (record.topic, record.key, record.value) == ("dlq", key_of(7), b"\xffnot json")
+    assert record.headers[0] == ("trace", b"x"), "original headers first, kept for a replay"
+    headers = {name: value.decode() for name, value in record.headers[1:]}
+    assert headers["dlq.reason"] == "invalid_json"
+    assert headers["dlq.error"] == "e" * MAX_ERROR_CHARS + "..."
+    assert (headers["dlq.source.topic"], headers["dlq.source.partition"]) == (CDC_TOPIC, "2")
+    assert headers["dlq.source.offset"] == "41" and headers["dlq.failed_at"].endswith("+00:00")
+
+
+def test_every_message_of_a_batch_gets_its_record(change: MessageOf, message: MessageOf) -> None:
+    garbage = message(b"{", key_of(4), offset=3)
+    batch = build(
+        [change("c", 1, offset=0), change("c", 2, offset=1), change("d", 3, offset=2), garbage]
+    )
+
+    out = for_batch(batch, [PREDICTION, Refused("mileage < 0")], "predictions", "dlq")
+
+    assert [(m.offset(), r.topic, label) for m, r, label in out] == [
+        (3, "dlq", "invalid_json"),
+        (0, "predictions", "prediction"),
+        (1, "dlq", "rejected_by_model"),
+        (2, "predictions", "tombstone"),
+    ]
+    _, priced, _ = out[1]
+    assert priced.key == prediction_key(1)
+    assert json.loads(priced.value)["payload"]["source_committed_at"] == 1_700_000_000_001
+    _, refused, _ = out[2]
+    assert refused.value == batch.messages[1].value()
+    assert ("dlq.error", b"mileage < 0") in refused.headers
+    _, removal, _ = out[3]
+    assert (removal.key, removal.value) == (prediction_key(3), None)

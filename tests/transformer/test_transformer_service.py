@@ -1,12 +1,14 @@
-"""`python -m transformer` as a process: exit codes, signals, /metrics (transformer/service.py).
+"""`python -m transformer` as a process: exit codes, signals, /metrics, JSON logs
+(transformer/service.py).
 
-No stack needed: Kafka is pointed at a closed port (127.0.0.1:1), so the process
-runs its loop without ever reaching a broker, and config errors fail fast.
+Kafka is pointed at a closed port (127.0.0.1:1): the process runs its loop without ever
+reaching a broker, and configuration errors fail fast.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from transformer.service import JsonFormatter
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,19 +30,18 @@ def start(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
         for k, v in os.environ.items()
         if not k.startswith(("KAFKA_", "BENTOML_", "TRANSFORMER_"))
     }
-    base.update(
-        PYTHONPATH=str(REPO),
-        KAFKA_HOST="127.0.0.1",
-        KAFKA_PORT="1",
-        BENTOML_PORT="1",
-        TRANSFORMER_METRICS_PORT="0",
-        TRANSFORMER_GROUP_ID="unit-test-never-joins",
-    )
-    base.update(env)
+    base |= {
+        "PYTHONPATH": str(REPO),
+        "KAFKA_HOST": "127.0.0.1",
+        "KAFKA_PORT": "1",
+        "BENTOML_PORT": "1",
+        "TRANSFORMER_METRICS_PORT": "0",
+        "TRANSFORMER_GROUP_ID": "unit-test-never-joins",
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "transformer"],
         cwd=tmp_path,
-        env=base,
+        env=base | env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -55,19 +58,16 @@ def test_invalid_configuration_exits_2_with_a_structured_error(tmp_path: Path) -
     _, stderr = process.communicate(timeout=30)
 
     assert process.returncode == 2
-    events = [line.get("event") for line in json_lines(stderr)]
-    assert "invalid_settings" in events
+    assert "invalid_settings" in [line.get("event") for line in json_lines(stderr)]
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_the_service_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
+def test_a_signal_stops_the_service_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
     process = start(tmp_path)
     try:
         assert process.stderr is not None
-        metrics_url = None
-        started = False
-        deadline = time.monotonic() + 30
+        metrics_url, started, deadline = None, False, time.monotonic() + 30
         while not started and time.monotonic() < deadline:
             line = process.stderr.readline()
             if not line:
@@ -77,9 +77,7 @@ def test_signal_stops_the_service_cleanly_with_exit_0(tmp_path: Path, signum: in
                 metrics_url = parsed.get("metrics", metrics_url)
                 started = parsed.get("event") == "started"
         assert started and metrics_url, "service did not start"
-
-        body = httpx.get(metrics_url, timeout=5).text
-        assert "transformer_events_consumed_total" in body
+        assert "transformer_events_consumed_total" in httpx.get(metrics_url, timeout=5).text
 
         process.send_signal(signum)
         _, rest = process.communicate(timeout=30)
@@ -88,5 +86,17 @@ def test_signal_stops_the_service_cleanly_with_exit_0(tmp_path: Path, signum: in
             process.kill()
 
     assert process.returncode == 0
-    stopped = [line for line in json_lines(rest) if line.get("event") == "stopped"]
-    assert stopped and stopped[0]["exit_code"] == 0
+    events = {line.get("event"): line for line in json_lines(rest)}
+    assert "shutdown_requested" in events and events["stopped"]["exit_code"] == 0
+
+
+def test_log_lines_are_json_with_their_fields_on_top() -> None:
+    record = logging.makeLogRecord(
+        {"name": "transformer", "levelname": "INFO", "msg": "batch committed"}
+    )
+    record.__dict__ |= {"event": "batch", "messages": 3}
+
+    line = json.loads(JsonFormatter().format(record))
+
+    assert line["msg"] == "batch committed" and (line["event"], line["messages"]) == ("batch", 3)
+    assert line["ts"].endswith("+00:00") and line["level"] == "INFO"

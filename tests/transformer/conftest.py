@@ -1,0 +1,82 @@
+"""Builders for the transformer's unit tests: real `confluent_kafka.Message`s carrying
+Debezium events as the source connector writes them (schemas.enable=false)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import Message
+
+from transformer.settings import Settings
+
+CDC_TOPIC = "car_database.public.tbl_car_price"
+FIESTA = {
+    "model": "Fiesta",
+    "year": 2017,
+    "transmission": "Manual",
+    "mileage": 15944,
+    "fuel_type": "Petrol",
+    "tax": 150,
+    "mpg": 57.7,
+    "engine_size": 1.0,
+}
+
+MessageOf = Callable[..., Message]
+
+
+@pytest.fixture()
+def message() -> MessageOf:
+    """A consumed CDC message; `value` None is a tombstone."""
+
+    def build(
+        value: bytes | None,
+        key: bytes | None = None,
+        *,
+        partition: int = 0,
+        offset: int = 0,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Message:
+        return Message(
+            topic=CDC_TOPIC,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            headers=headers,
+            timestamp=(1, 1_700_000_000_000),
+        )
+
+    return build
+
+
+@pytest.fixture()
+def change(message: MessageOf) -> MessageOf:
+    """A Debezium change event for listing `car_id`: op c/r/u/d, listing fields overridable."""
+
+    def build(op: str, car_id: int, *, partition: int = 0, offset: int = 0, **row: Any) -> Message:
+        after = {"id": car_id, **FIESTA, "price": 9995, **row}
+        envelope = {
+            "op": op,
+            "before": after if op == "d" else None,
+            "after": None if op == "d" else after,
+            "source": {"ts_ms": 1_700_000_000_000 + car_id, "table": "tbl_car_price"},
+            "ts_ms": 1_700_000_000_500,
+        }
+        return message(
+            json.dumps(envelope).encode(), key_of(car_id), partition=partition, offset=offset
+        )
+
+    return build
+
+
+def key_of(car_id: int) -> bytes:
+    return json.dumps({"id": car_id}).encode()
+
+
+@pytest.fixture()
+def config() -> Callable[..., Settings]:
+    """Settings as the code would read them, without the repository's .env."""
+    return lambda **fields: Settings(_env_file=None, **fields)

@@ -1,0 +1,48 @@
+"""Prometheus metrics (transformer/metrics.py): the names dashboards and tests use."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from transformer.events import Reason
+from transformer.metrics import Metrics
+
+NAMES = (
+    "transformer_events_consumed_total",
+    "transformer_predictions_produced_total",
+    "transformer_tombstones_produced_total",
+    "transformer_dlq_messages_total",
+    "transformer_batches_total",
+    "transformer_bentoml_failures_total",
+    "transformer_batch_size_bucket",
+    "transformer_bentoml_request_seconds_bucket",
+    "transformer_bentoml_available",
+)
+
+
+def test_every_series_is_there_from_the_start() -> None:
+    metrics = Metrics(CollectorRegistry())
+    metrics.batches.labels("committed")
+
+    text = generate_latest(metrics.registry).decode()
+
+    assert all(name in text for name in NAMES)
+    for reason in Reason:
+        assert f'transformer_dlq_messages_total{{reason="{reason}"}} 0.0' in text
+    assert 'transformer_events_consumed_total{kind="tombstone"} 0.0' in text
+    assert 'transformer_bentoml_request_seconds_count{outcome="rejected"} 0.0' in text
+
+
+def test_a_delivered_batch_is_counted_and_summarised() -> None:
+    metrics = Metrics(CollectorRegistry())
+    labels = Counter({"prediction": 3, "tombstone": 1, "rejected_by_model": 2})
+
+    counts = metrics.delivered(labels, Counter({"update": 5, "invalid": 1}))
+
+    assert counts == {"predictions": 3, "tombstones": 1, "dlq": {"rejected_by_model": 2}}
+    sample = metrics.registry.get_sample_value
+    assert sample("transformer_predictions_produced_total") == 3
+    assert sample("transformer_dlq_messages_total", {"reason": "rejected_by_model"}) == 2
+    assert sample("transformer_events_consumed_total", {"kind": "update"}) == 5

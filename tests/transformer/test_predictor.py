@@ -1,0 +1,123 @@
+"""BentoML /predict and what its answers mean (transformer/predictor.py).
+
+The contract is tested against the real service in the last test; the others script
+the HTTP answers (httpx.MockTransport) to reach every branch without breaking BentoML.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from stack.settings import StackSettings
+from tests.transformer.conftest import FIESTA
+from transformer.predictor import Predictor, Refused, Unavailable
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def answer(price: float) -> dict:
+    return {"predicted_price": price, "price_low": price - 1, "price_high": price + 1,
+            "model_version": "car_price_xgb:v1"}  # fmt: skip
+
+
+def listings(*mileages: int) -> list[dict]:
+    return [dict(FIESTA, mileage=mileage) for mileage in mileages]
+
+
+class Scripted:
+    """A BentoML stand-in that prices a listing at its mileage, or refuses listings."""
+
+    def __init__(self, refuse: Callable[[list[dict]], httpx.Response | None] = lambda _: None):
+        self.refuse, self.requests = refuse, []
+        self.outcomes: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        sent = json.loads(request.content)["listings"]
+        self.requests.append([item["mileage"] for item in sent])
+        refused = self.refuse(sent)
+        return refused or httpx.Response(200, json=[answer(item["mileage"]) for item in sent])
+
+    def predictor(self, handler: Handler | None = None) -> Predictor:
+        transport = httpx.MockTransport(handler or self)
+        client = httpx.Client(base_url="http://bento", transport=transport)
+        return Predictor(client, lambda _seconds, outcome: self.outcomes.append(outcome))
+
+
+def loc_error(*indices: int) -> httpx.Response:
+    detail = [{"loc": ["listings", i, "mileage"], "type": "greater_than_equal"} for i in indices]
+    return httpx.Response(400, json={"detail": detail})
+
+
+def test_one_call_answers_every_listing_in_order() -> None:
+    bento = Scripted()
+
+    answers = bento.predictor().predict(listings(3, 1, 2))
+
+    assert [a.predicted_price for a in answers] == [3, 1, 2]
+    assert bento.requests == [[3, 1, 2]] and bento.outcomes == ["ok"]
+
+
+def test_a_refused_listing_is_isolated_and_the_rest_is_priced() -> None:
+    def refuse_negative_mileage(sent: list[dict]) -> httpx.Response | None:
+        bad = [i for i, item in enumerate(sent) if item["mileage"] < 0]
+        return loc_error(*bad) if bad else None
+
+    bento = Scripted(refuse_negative_mileage)
+
+    answers = bento.predictor().predict(listings(10, -1, 30, -2))
+
+    assert isinstance(answers[1], Refused) and isinstance(answers[3], Refused)
+    assert "listings" in answers[1]
+    assert [answers[0].predicted_price, answers[2].predicted_price] == [10, 30]
+    assert bento.requests == [[10, -1, 30, -2], [10, 30]]
+    assert bento.outcomes == ["rejected", "ok"]
+
+
+def test_a_400_naming_no_listing_refuses_the_whole_request() -> None:
+    bento = Scripted(lambda _: httpx.Response(400, json={"detail": [{"loc": ["listings"]}]}))
+
+    answers = bento.predictor().predict(listings(1, 2))
+
+    assert all(isinstance(a, Refused) for a in answers) and len(bento.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(503, text="overloaded"),
+        httpx.Response(200, text="not json"),
+        httpx.Response(200, json={"predicted_price": 1}),
+        httpx.Response(200, json=[answer(1)]),  # one answer for two listings
+        httpx.Response(200, json=[answer(1), {"predicted_price": "x"}]),
+    ],
+)
+def test_a_service_that_answers_nonsense_is_unavailable(response: httpx.Response) -> None:
+    bento = Scripted()
+
+    with pytest.raises(Unavailable):
+        bento.predictor(lambda _: response).predict(listings(1, 2))
+    assert bento.outcomes == ["unavailable"]
+
+
+def test_no_answer_is_unavailable() -> None:
+    def refuse_connection(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(Unavailable, match="connection refused"):
+        Scripted().predictor(refuse_connection).predict(listings(1))
+
+
+def test_the_real_service_names_the_listing_it_refuses(stack_ready: StackSettings) -> None:
+    observed: list[str] = []
+    client = httpx.Client(base_url=stack_ready.services.bentoml_url, timeout=10)
+    predictor = Predictor(client, lambda _seconds, outcome: observed.append(outcome))
+
+    answers = predictor.predict(listings(20000, -5, 30000))
+
+    assert isinstance(answers[1], Refused) and "mileage" in answers[1]
+    assert answers[0].predicted_price > answers[2].predicted_price > 0
+    assert observed == ["rejected", "ok"]

@@ -1,0 +1,60 @@
+"""One micro-batch: what its messages ask for, decided before any I/O.
+
+Unparseable messages are dead letters at once, so garbage cannot hide a valid event.
+Of the rest only the newest event per listing counts (the last consumed: offsets come
+in order per partition): an older version is wasted work, and must not follow a delete.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from confluent_kafka import Message
+
+from transformer.events import Event, Invalid, Reason, parse
+
+Partition = tuple[str, int]
+
+
+def partition_of(message: Message) -> Partition:
+    return (str(message.topic()), int(message.partition() or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message: Message
+    reason: Reason
+    error: str
+
+
+@dataclass(slots=True)
+class Batch:
+    messages: list[Message]
+    changes: list[tuple[Message, Event]] = field(default_factory=list)  # newest per listing
+    dead: list[DeadLetter] = field(default_factory=list)
+    kinds: Counter[str] = field(default_factory=Counter)  # events by kind, for the metrics
+
+    def partitions(self) -> set[Partition]:
+        return {partition_of(message) for message in self.messages}
+
+    def next_offsets(self) -> dict[Partition, int]:
+        """What to commit: the last consumed offset + 1 per partition (Kafka's convention)."""
+        return {partition_of(m): int(m.offset() or 0) + 1 for m in self.messages}
+
+
+def build(messages: list[Message]) -> Batch:
+    batch = Batch(messages)
+    newest: dict[int, tuple[Message, Event]] = {}
+    for message in messages:
+        try:
+            event = parse(message.key(), message.value())
+        except Invalid as invalid:
+            batch.kinds["invalid"] += 1
+            batch.dead.append(DeadLetter(message, invalid.reason, str(invalid)))
+            continue
+        batch.kinds[event.kind] += 1
+        newest.pop(event.car_id, None)  # re-inserted: the dict keeps consumed order
+        newest[event.car_id] = (message, event)
+    batch.changes = list(newest.values())
+    return batch

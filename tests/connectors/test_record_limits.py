@@ -7,7 +7,7 @@ import psycopg
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
 
 from model import listing_rules as rules
-from stack.kafka import TOPIC_PARTITIONS
+from stack.kafka import TOPICS
 from stack.render import template_values
 from stack.settings import StackSettings
 from tests.conftest import end_offsets, json_or_none, read_until
@@ -19,7 +19,7 @@ HEADROOM = 64
 def test_every_topic_has_the_record_limit_set(stack_ready: StackSettings) -> None:
     kafka = stack_ready.kafka
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
-    topics = [getattr(kafka, field) for field in TOPIC_PARTITIONS]
+    topics = [getattr(kafka, field) for field in TOPICS]
     resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
     for resource, future in admin.describe_configs(resources).items():
         entry = future.result(timeout=10)["max.message.bytes"]

@@ -1,12 +1,13 @@
-"""`python -m stack.reap NAME -- COMMAND...`: start COMMAND after killing what is left of
-the previous NAME.
+"""`python -I stack/reap.py NAME PORT -- COMMAND...`: start COMMAND after killing what a
+killed predecessor left holding PORT.
 
-supervisord starts every program in its own process group. When a program that forks
-workers (BentoML's arbiter and its worker) is killed with SIGKILL, only the parent dies;
-the worker keeps the port, and every restart fails with "Address already in use" until
-supervisor gives up. So before starting, this kills the process group recorded for NAME
-last time (only processes that still belong to it), records its own group, and execs the
-command in place: supervisor keeps managing the same pid.
+BentoML's arbiter runs its worker in a session of its own (setsid), and the worker holds
+the listening socket. When the arbiter is killed with SIGKILL, the worker lives on,
+unmanaged, keeps the port, and every restart fails with "Address already in use" until
+supervisor gives up. So before starting, this kills every process whose command line
+names NAME and which holds a listening socket on PORT, waits until the port is free, and
+execs the command in place (supervisor keeps managing the same pid). Standard library
+only: it runs before anything is imported.
 """
 
 from __future__ import annotations
@@ -18,52 +19,60 @@ import time
 from pathlib import Path
 
 
-def group_members(pgid: int) -> list[int]:
-    """Pids whose process group is `pgid` (read from /proc, so no race with reuse of the
-    leader's pid: a reused pid is in another group)."""
-    members = []
+def listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on `port` (IPv4 and IPv6), from the kernel's tables."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_holders(port: int, name: str) -> list[int]:
+    """Pids (other than ours) whose command line mentions `name` and which hold a
+    listening socket on `port`."""
+    sockets = {f"socket:[{inode}]" for inode in listening_inodes(port)}
+    holders = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if name not in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            if any(os.readlink(fd) in sockets for fd in (entry / "fd").iterdir()):
+                holders.append(int(entry.name))
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
-            members.append(int(entry.name))
-    return members
+    return holders
 
 
-def reap(record: Path, timeout: float = 10.0) -> list[int]:
-    """Kill the leftovers of the group written in `record`; returns the pids killed."""
-    try:
-        pgid = int(record.read_text())
-    except (OSError, ValueError):
-        return []
-    if pgid == os.getpgrp():
-        return []
-    killed = group_members(pgid)
+def reap(port: int, name: str, timeout: float = 10.0) -> list[int]:
+    """Kill the leftovers holding `port`; returns their pids."""
+    killed = port_holders(port, name)
     for pid in killed:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
-    while group_members(pgid) and time.monotonic() < deadline:
+    while killed and listening_inodes(port) and time.monotonic() < deadline:
         time.sleep(0.1)
     return killed
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) < 3 or argv[1] != "--":
-        sys.exit("usage: python -m stack.reap NAME -- COMMAND [ARGS...]")
-    name, command = argv[0], argv[2:]
-    record = Path(os.environ.get("STACK_STATE_DIR", ".state")) / "run" / f"{name}.pgid"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    killed = reap(record)
+    if len(argv) < 4 or argv[2] != "--":
+        sys.exit("usage: reap.py NAME PORT -- COMMAND [ARGS...]")
+    name, port, command = argv[0], int(argv[1]), argv[3:]
+    killed = reap(port, name)
     if killed:
-        print(f"[reap] killed leftovers of the previous {name}: pids {killed}", flush=True)
-    record.write_text(str(os.getpgrp()))
+        print(f"[reap] killed {name} leftovers holding port {port}: pids {killed}", flush=True)
     os.execvp(command[0], command)
 
 

@@ -230,15 +230,6 @@ def keep_down(supervisor: Supervisor, name: str, settle_s: float = 5.0) -> None:
         time.sleep(0.2)
 
 
-def pids_running(*words: str) -> list[int]:
-    """Pids whose command line contains every one of `words`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if all(word in cmdline for word in words):
-                found.append(int(entry.name))
-    return found
+def parent_of(pid: int) -> int:
+    """The parent pid, from /proc (fields after the command name: state, ppid, ...)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

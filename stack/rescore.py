@@ -57,7 +57,7 @@ def stragglers(db: psycopg.Connection, version: str, limit: int = 20) -> list[in
 
 def request_snapshot(db: psycopg.Connection) -> str:
     """Insert the incremental snapshot signal; returns its id."""
-    signal_id = f"rescore-{uuid.uuid4()}"
+    signal_id = f"rescore-{uuid.uuid4().hex}"  # id is varchar(42)
     data = {"data-collections": [LISTINGS_TABLE], "type": "incremental"}
     db.execute(
         f"INSERT INTO {SIGNAL_TABLE} (id, type, data) VALUES (%s, 'execute-snapshot', %s)",

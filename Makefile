@@ -10,7 +10,7 @@ $(shell test -f .env || python3 stack/new_env.py)
 env_value = $(shell sed -n 's/^$(1)=//p' .env | tail -n 1 | sed -E "s/^(['\"])(.*)\1$$/\2/")
 
 PY      := .venv/bin/python
-FORD_CSV ?= $(or $(call env_value,FORD_CSV),../shared/data/ford.csv)
+export FORD_CSV ?= $(or $(call env_value,FORD_CSV),../shared/data/ford.csv)
 KAFKA_HOST ?= $(call env_value,KAFKA_HOST)
 KAFKA_PORT ?= $(call env_value,KAFKA_PORT)
 CDC_TOPIC ?= $(call env_value,CDC_TOPIC)

@@ -13,8 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+<<<<<<< HEAD
 from stack import connectors, demo, kafka, postgres, readiness, rescore
 from stack.reconcile import reconcile as reconcile_listings
+=======
+from stack import connectors, demo, kafka, new_env, postgres, readiness
+>>>>>>> wt-s
 from stack.render import render_configs
 from stack.settings import REPO_ROOT, StackSettings
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
@@ -35,6 +39,8 @@ def _tail(settings: StackSettings, name: str, lines: int = 40) -> str:
 
 
 def up(settings: StackSettings) -> int:
+    for warning in new_env.weaknesses(REPO_ROOT / ".env", REPO_ROOT / ".env.example"):
+        say(f"warning: {warning}")
     render_configs(settings)
     if postgres.init_cluster(settings):
         say(f"initialised Postgres cluster in {settings.pg_data_dir}")

@@ -47,6 +47,25 @@ def create(env: Path, example: Path) -> list[str] | None:
     return keys
 
 
+def weaknesses(env: Path, example: Path) -> list[str]:
+    """What `make up` warns about in an existing `.env`: others may read it, or a
+    password is still the example's placeholder."""
+    found = []
+    if env.stat().st_mode & 0o077:
+        found.append(f"{env} is readable by other users: chmod 600 {env}")
+    placeholders = {
+        match["key"]: match.group(0) for match in PASSWORD_LINE.finditer(example.read_text())
+    }
+    current = {match["key"]: match.group(0) for match in PASSWORD_LINE.finditer(env.read_text())}
+    same = sorted(key for key, line in placeholders.items() if current.get(key) == line)
+    if same:
+        found.append(
+            f"{env} still has the example passwords for {', '.join(same)}: "
+            "fine on a private machine, change them before sharing anything"
+        )
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", type=Path, default=REPO_ROOT / ".env")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from stack.new_env import create
+from stack.new_env import create, weaknesses
 from stack.settings import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / ".env.example"
@@ -31,3 +31,14 @@ def test_an_existing_env_is_left_alone(tmp_path: Path) -> None:
     env.write_text("PG_SUPERUSER_PASSWORD=mine\n")
     assert create(env, EXAMPLE) is None
     assert env.read_text() == "PG_SUPERUSER_PASSWORD=mine\n"
+
+
+def test_weak_env_files_are_named(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(EXAMPLE.read_text())
+    env.chmod(0o644)
+    found = weaknesses(env, EXAMPLE)
+    assert len(found) == 2 and "chmod 600" in found[0] and "PG_SUPERUSER_PASSWORD" in found[1]
+    generated = tmp_path / "new.env"
+    create(generated, EXAMPLE)
+    assert weaknesses(generated, EXAMPLE) == []

@@ -13,12 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-<<<<<<< HEAD
-from stack import connectors, demo, kafka, postgres, readiness, rescore
+from stack import connectors, demo, kafka, new_env, postgres, readiness, rescore
 from stack.reconcile import reconcile as reconcile_listings
-=======
-from stack import connectors, demo, kafka, new_env, postgres, readiness
->>>>>>> wt-s
 from stack.render import render_configs
 from stack.settings import REPO_ROOT, StackSettings
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment

@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test test-unit lint deploy-model rescore reconcile chaos
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test test-unit test-faults lint deploy-model rescore reconcile chaos
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -88,8 +88,11 @@ bench-pipeline: ## insert→prediction latency and throughput, memory per compon
 bench-model: ## latency and throughput of the running BentoML service
 	@$(PY) -m model.bench
 
-test: up ## start what the tests need, then run the whole test suite
-	@$(PY) -m pytest $(PYTEST_ARGS)
+test: up ## start what the tests need, then run the whole test suite (the fault matrix: make test-faults)
+	@$(PY) -m pytest --ignore=tests/faults $(PYTEST_ARGS)
+
+test-faults: up ## the fault matrix (tests/faults): real faults on the running stack under load
+	@$(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
 CHAOS_LISTINGS ?= 20000
 chaos: up ## the fault matrix (tests/faults) with a larger load; prints fault, listings, lost, stale, seconds

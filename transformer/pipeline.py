@@ -68,6 +68,9 @@ class Pipeline:
     def run_once(self) -> str | None:
         """Consume and handle one batch; returns its outcome, None when there was none."""
         self.revoked.clear()
+        # librdkafka keeps a partition's pause across a revoke and re-assign: a rebalance
+        # during a paused wait would otherwise leave the partitions paused for good
+        self._resume()
         started, wait_s = time.monotonic(), self.s.transformer_batch_max_wait_ms / 1000
         messages = self._consume(self.s.transformer_batch_size, wait_s)
         outcome = self._handle(build(messages), started) if messages else None

@@ -43,11 +43,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, separators=(",", ":"))
 
 
+class OncePer(logging.Filter):
+    """Let an identical message through once per interval: while a broker is down,
+    librdkafka reports every reconnect attempt, from each client, and error_cb repeats it."""
+
+    def __init__(self, interval_s: float = 30.0) -> None:
+        super().__init__()
+        self.interval_s, self.last = interval_s, {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message, now = record.getMessage(), record.created
+        if now - self.last.get(message, float("-inf")) < self.interval_s:
+            return False
+        if len(self.last) > 1000:  # bounded, whatever the messages
+            self.last.clear()
+        self.last[message] = now
+        return True
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is too many
+    logging.getLogger("transformer.kafka").addFilter(OncePer())
 
 
 def stop_on_signals(stop: threading.Event) -> None:

@@ -100,3 +100,19 @@ def test_log_lines_are_json_with_their_fields_on_top() -> None:
 
     assert line["msg"] == "batch committed" and (line["event"], line["messages"]) == ("batch", 3)
     assert line["ts"].endswith("+00:00") and line["level"] == "INFO"
+
+
+def test_an_identical_kafka_line_passes_once_per_interval() -> None:
+    from transformer.service import OncePer
+
+    once = OncePer(interval_s=30)
+
+    def record(message: str, created: float) -> logging.LogRecord:
+        made = logging.makeLogRecord({"msg": message})
+        made.created = created
+        return made
+
+    assert once.filter(record("broker down", 100.0))
+    assert not once.filter(record("broker down", 110.0))
+    assert once.filter(record("other line", 110.0))
+    assert once.filter(record("broker down", 131.0))

@@ -27,7 +27,7 @@ from tests.model.support import make_ford_like
 LISTINGS = 600  # a few incremental snapshot chunks
 EDITED = 6
 # Training, even on 800 generated rows, takes minutes on a loaded 2-core machine.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = pytest.mark.timeout(2400)
 
 
 def _env(settings: StackSettings) -> dict[str, str]:
@@ -44,7 +44,7 @@ def _run(settings: StackSettings, *args: str, timeout: float = 600) -> subproces
 
 def _train(settings: StackSettings, csv: Path, reports: Path) -> str:
     result = _run(settings, "model.train", "--data", str(csv), "--report-dir", str(reports),
-                  "--quiet")
+                  "--quiet", timeout=1800)
     assert result.returncode == 0, result.stderr
     return next(line.split()[-1] for line in result.stdout.splitlines()
                 if line.startswith("model: "))

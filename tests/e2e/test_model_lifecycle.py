@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -129,7 +130,8 @@ def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everythi
         for car_id in edited:
             row = db.execute(f"SELECT {columns} FROM tbl_car_price WHERE id = %s",
                              (car_id,)).fetchone()
-            newest = served_prediction(stack_ready, dict(zip(FIELDS, row)))
+            state = {k: float(v) if isinstance(v, Decimal) else v for k, v in zip(FIELDS, row)}
+            newest = served_prediction(stack_ready, state)
             # the last write for this listing may still be on its way: wait for it
             wait_for(lambda car_id=car_id, newest=newest: (prediction(db, car_id) or {})
                      .get("predicted_price") == newest["predicted_price"], timeout=60)

@@ -17,6 +17,8 @@ from model.api_schema import SEED_TO_LISTING
 from tests.model.support import TrainedModel, bentoml_serve, make_ford_like
 
 CSV_TO_DB = SEED_TO_LISTING  # the CSV's column names → the DB's field names
+# The module's first test also trains the model: minutes on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(1800)
 
 
 def listings(n: int, seed: int = 11) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,7 @@ from tests.model.support import make_ford_like
 LISTINGS = 600  # a few incremental snapshot chunks
 EDITED = 6
 # Training, even on 800 generated rows, takes minutes on a loaded 2-core machine.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = pytest.mark.timeout(2400)
 
 
 def _env(settings: StackSettings) -> dict[str, str]:
@@ -50,7 +51,14 @@ def _run(settings: StackSettings, *args: str, timeout: float = 600) -> subproces
 
 def _train(settings: StackSettings, csv: Path, reports: Path) -> str:
     result = _run(
-        settings, "model.train", "--data", str(csv), "--report-dir", str(reports), "--quiet"
+        settings,
+        "model.train",
+        "--data",
+        str(csv),
+        "--report-dir",
+        str(reports),
+        "--quiet",
+        timeout=1800,
     )
     assert result.returncode == 0, result.stderr
     return next(
@@ -157,7 +165,8 @@ def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everythi
             row = db.execute(
                 f"SELECT {columns} FROM tbl_car_price WHERE id = %s", (car_id,)
             ).fetchone()
-            newest = served_prediction(stack_ready, dict(zip(FIELDS, row)))
+            state = {k: float(v) if isinstance(v, Decimal) else v for k, v in zip(FIELDS, row)}
+            newest = served_prediction(stack_ready, state)
             # the last write for this listing may still be on its way: wait for it
             wait_for(
                 lambda car_id=car_id, newest=newest: (

@@ -93,7 +93,7 @@ class TrainedModel:
 
 
 def run_training(
-    data_path: Path, bentoml_home: Path, report_dir: Path, *extra: str, timeout: float = 300
+    data_path: Path, bentoml_home: Path, report_dir: Path, *extra: str, timeout: float = 1200
 ) -> subprocess.CompletedProcess[str]:
     """`python -m model.train` exactly as a person or the Makefile runs it."""
     return subprocess.run(

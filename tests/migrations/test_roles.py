@@ -90,4 +90,4 @@ def test_signal_table_is_published(db: psycopg.Connection) -> None:
             "SELECT tablename FROM pg_publication_tables WHERE pubname = 'dbz_car_price'"
         )
     }
-    assert tables == {"tbl_car_price", "debezium_signal"}
+    assert tables == {"tbl_car_price", "debezium_signal", "dbz_heartbeat"}

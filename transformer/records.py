@@ -49,8 +49,8 @@ VALUE_SCHEMA = _struct(
     _field("model_version", "string", True),
     _field("reason", "string", True),
     _field("refused_field", "string", True),
-    _field("source_committed_at", "int64", True, name=Timestamp, version=1),
     _field("source_lsn", "int64", True),
+    _field("source_committed_at", "int64", True, name=Timestamp, version=1),
 )
 
 

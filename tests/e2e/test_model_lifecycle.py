@@ -157,7 +157,8 @@ def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everythi
             row = db.execute(
                 f"SELECT {columns} FROM tbl_car_price WHERE id = %s", (car_id,)
             ).fetchone()
-            newest = served_prediction(stack_ready, dict(zip(FIELDS, row)))
+            listing = {k: float(v) if k == "engine_size" else v for k, v in zip(FIELDS, row)}
+            newest = served_prediction(stack_ready, listing)  # numeric(3,1) reads as Decimal
             # the last write for this listing may still be on its way: wait for it
             wait_for(
                 lambda car_id=car_id, newest=newest: (

@@ -1,14 +1,17 @@
 """One micro-batch: what its messages ask for, decided before any I/O.
 
-Unparseable messages are dead letters at once, so garbage cannot hide a valid event.
-Of the rest only the newest event per listing counts (the last consumed: offsets come
-in order per partition): an older version is wasted work, and must not follow a delete.
+Unparseable messages are dead letters at once, so garbage cannot hide a valid event;
+so is any message whose parsing raised something unexpected (`internal_error`): one
+message never fails its batch. Of the rest only the newest event per listing counts (the
+last consumed: offsets come in order per partition): an older version is wasted work, and
+must not follow a delete. A tombstone right after its delete keeps the delete's position,
+so the table still records the deletion (records.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from confluent_kafka import Message
 
@@ -53,8 +56,14 @@ def build(messages: list[Message]) -> Batch:
             batch.kinds["invalid"] += 1
             batch.dead.append(DeadLetter(message, invalid.reason, str(invalid)))
             continue
+        except Exception as exc:  # a bug must cost one message, not the pipeline
+            batch.kinds["invalid"] += 1
+            batch.dead.append(DeadLetter(message, Reason.INTERNAL_ERROR, repr(exc)))
+            continue
         batch.kinds[event.kind] += 1
-        newest.pop(event.car_id, None)  # re-inserted: the dict keeps consumed order
+        _, older = newest.pop(event.car_id, (None, None))  # re-inserted: keeps consumed order
+        if event.kind == "tombstone" and older is not None and older.kind == "delete":
+            event = replace(event, source_lsn=older.source_lsn)
         newest[event.car_id] = (message, event)
     batch.changes = list(newest.values())
     return batch

@@ -1,8 +1,8 @@
 """Debezium change events of `tbl_car_price` (JsonConverter, `schemas.enable=false`):
-key `{"id": 42}`, value `{"op", "before", "after", "source": {"ts_ms"}}` or null (the
-tombstone after a delete). `parse` says what a message asks for, or why it can never be
-priced (`Reason`: the DLQ header and metrics label). The listing's fields are the model's
-(model/api_schema.py), and the model judges their values.
+key `{"id": 42}`, value `{"op", "before", "after", "source": {"ts_ms", "lsn"}}` or null
+(the tombstone after a delete). `parse` says what a message asks for, or why it names no
+listing at all (`Reason`: the DLQ header and metrics label). A listing whose row breaks
+the model's own request schema (model/api_schema.py) is `refused` here, without a call.
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from model.api_schema import Listing
 
 LISTING_FIELDS = tuple(Listing.model_fields)
 KINDS = {"c": "create", "r": "read", "u": "update", "d": "delete"}  # op -> metrics label
+INT64 = range(-(2**63), 2**63)  # car_id and source_lsn are bigint columns
+REASON_CHARS = 300
 
 
 class Reason(StrEnum):
@@ -25,7 +29,9 @@ class Reason(StrEnum):
     INVALID_KEY = "invalid_key"
     INVALID_ENVELOPE = "invalid_envelope"
     UNSUPPORTED_OP = "unsupported_op"
+    INVALID_LISTING = "invalid_listing"  # refused by the transformer's own validation
     REJECTED_BY_MODEL = "rejected_by_model"
+    INTERNAL_ERROR = "internal_error"  # a bug: the exception is in the dlq.error header
 
 
 class Invalid(ValueError):
@@ -35,13 +41,35 @@ class Invalid(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a listing cannot be priced: the `reason` and `refused_field` columns."""
+
+    reason: str
+    field: str | None = None
+    code: Reason = Reason.REJECTED_BY_MODEL  # the DLQ copy's reason
+
+
+def refusal(errors: list[dict[str, Any]], skip: int = 0, code: Reason | None = None) -> Refusal:
+    """The first pydantic error as a Refusal; `skip` drops the loc's leading parts."""
+    if not errors:
+        return Refusal("refused by the model")
+    loc = [str(part) for part in errors[0].get("loc", ())][skip:]
+    field = ".".join(loc)[:100] or None
+    text = f"{field}: {errors[0].get('msg')}" if field else str(errors[0].get("msg"))
+    return Refusal(text[:REASON_CHARS], field, code or Reason.REJECTED_BY_MODEL)
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
-    """One listing's change: `listing` to price, or None when its prediction must go."""
+    """One listing's change: `listing` to price, `refused` when it can't be, neither
+    when its prediction must go (a delete or a tombstone)."""
 
     car_id: int
     kind: str  # create, read, update, delete or tombstone
     listing: dict[str, Any] | None = None
     source_ts_ms: int | None = None  # the change's commit time
+    source_lsn: int | None = None  # its WAL position: the newest state wins in the table
+    refused: Refusal | None = None
 
 
 def parse(key: bytes | None, value: bytes | None) -> Event:
@@ -56,28 +84,35 @@ def parse(key: bytes | None, value: bytes | None) -> Event:
         raise Invalid(Reason.INVALID_ENVELOPE, "not a Debezium envelope (no 'op')")
     op = envelope["op"]
     if op not in KINDS:  # 't' (truncate) and 'm' (message) name no listing
-        raise Invalid(Reason.UNSUPPORTED_OP, f"unsupported op {op!r}")
+        raise Invalid(Reason.UNSUPPORTED_OP, f"unsupported op {op!r:.50}")
     row = envelope.get("before" if op == "d" else "after")
     if not isinstance(row, dict) and op != "d":
         raise Invalid(Reason.INVALID_ENVELOPE, f"op {op!r} without an 'after' object")
     car_id = car_id if car_id is not None else _id(row)
     if car_id is None:
-        raise Invalid(Reason.INVALID_KEY, "no listing id in the key or the row")
+        raise Invalid(Reason.INVALID_KEY, "no listing id (int64) in the key or the row")
     source = envelope.get("source")
-    ts_ms = _id(source, "ts_ms")
+    ts_ms, lsn = _id(source, "ts_ms"), _id(source, "lsn")
     if op == "d":
-        return Event(car_id, "delete", None, ts_ms)
-    return Event(car_id, KINDS[op], {name: row.get(name) for name in LISTING_FIELDS}, ts_ms)
+        return Event(car_id, "delete", None, ts_ms, lsn)
+    listing = {name: row.get(name) for name in LISTING_FIELDS}
+    try:
+        Listing.model_validate(listing)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        why = refusal(list(errors), code=Reason.INVALID_LISTING)
+        return Event(car_id, KINDS[op], None, ts_ms, lsn, why)
+    return Event(car_id, KINDS[op], listing, ts_ms, lsn)
 
 
 def _load(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # bad UTF-8, huge ints too
         raise Invalid(Reason.INVALID_JSON, f"not JSON: {exc!s:.200}") from None
 
 
 def _id(document: Any, field: str = "id") -> int | None:
-    """An integer field of a JSON object, else None."""
+    """An int64 field of a JSON object, else None."""
     value = document.get(field) if isinstance(document, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if type(value) is int and value in INT64 else None

@@ -27,6 +27,7 @@ class Metrics:
         self.events_consumed = new(Counter, "events_consumed", "CDC messages, by kind", "kind")
         self.predictions_produced = new(Counter, "predictions_produced", "Predictions acked")
         self.tombstones_produced = new(Counter, "tombstones_produced", "Deletes acked")
+        self.refusals_produced = new(Counter, "refusals_produced", "Refused records acked")
         self.dlq_messages = new(Counter, "dlq_messages", "Messages parked in the DLQ", "reason")
         self.batches = new(Counter, "batches", "Batches, by outcome", "outcome")
         self.bentoml_failures = new(Counter, "bentoml_failures", "Failed /predict, retried")
@@ -54,9 +55,12 @@ class Metrics:
             self.events_consumed.labels(kind).inc(count)
         self.predictions_produced.inc(predictions := labels.pop("prediction", 0))
         self.tombstones_produced.inc(tombstones := labels.pop("tombstone", 0))
+        self.refusals_produced.inc(refused := labels.pop("refused", 0))
+        deleted = labels.pop("deleted", 0)  # the deletion records before the tombstones
         for reason, count in labels.items():
             self.dlq_messages.labels(reason).inc(count)
-        return {"predictions": predictions, "tombstones": tombstones, "dlq": dict(labels)}
+        counts = {"predictions": predictions, "refused": refused, "deleted": deleted}
+        return counts | {"tombstones": tombstones, "dlq": dict(labels)}
 
     def refresh_lag(self, consumer: Any) -> None:
         """Lag per owned partition, from the consumer's local state (no broker round trip)."""

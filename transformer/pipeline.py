@@ -6,6 +6,9 @@ harmless because the sink upserts on car_id.
   batch (predictions, tombstones, dead letters) is acknowledged by the acks=all
   idempotent producer, and only for partitions owned all along since the batch was
   consumed; records of a partition revoked meanwhile are not produced at all.
+- One message never fails its batch: what cannot be parsed, priced or produced goes to
+  the DLQ (an unexpected exception as `internal_error`, a record the producer refuses,
+  e.g. too large, as a bare note with the dlq.* headers) and the rest goes on.
 - When BentoML fails or a record is not acknowledged, the batch is rewound to the last
   commit and the loop waits with the partitions paused, polling so the consumer stays
   in its group. The wait doubles up to its cap and starts over after a success.
@@ -24,6 +27,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from transformer.batch import Batch, Partition, build, partition_of
+from transformer.events import Reason, Refusal
 from transformer.metrics import Metrics
 from transformer.predictor import Unavailable
 from transformer.records import Record, for_batch
@@ -81,13 +85,14 @@ class Pipeline:
         self.metrics.batch_size.observe(len(batch.messages))
         listings = [event.listing for _, event in batch.changes if event.listing is not None]
         try:
-            answers = self.predict(listings) if listings else []
+            answers = self._predict(listings)
         except Unavailable as exc:
             self.metrics.bentoml_failures.inc()
             self.metrics.bentoml_available.set(0)
             return self._retry(batch, started, str(exc))
         self.metrics.bentoml_available.set(1)
-        out = for_batch(batch, answers, self.s.predictions_topic, self.s.dlq_topic)
+        topics = (self.s.predictions_topic, self.s.dlq_topic)
+        out = for_batch(batch, answers, topics, self.s.kafka_max_message_bytes)
         out = [item for item in out if partition_of(item[0]) not in self.revoked]
         error = self._deliver([record for _, record, _ in out])
         if error is not None:
@@ -99,6 +104,30 @@ class Pipeline:
         self._resume()
         return self._log(batch, started, outcome, **counts)
 
+    def _predict(self, listings: list[dict[str, Any]]) -> list[Any]:
+        """The model's answers. When the call raises something unexpected (a bug, not an
+        outage), each listing is asked alone, and one that still raises is refused as
+        `internal_error`: it cannot fail the others."""
+        try:
+            return self.predict(listings) if listings else []
+        except Unavailable:
+            raise
+        except Exception as exc:
+            if len(listings) == 1:
+                log.exception("predict raised", extra={"event": "internal_error"})
+                return [Refusal(f"internal error: {exc!r:.200}", None, Reason.INTERNAL_ERROR)]
+        return [answer for listing in listings for answer in self._predict([listing])]
+
+    def _produce(self, record: Record, on_delivery: Callable) -> None:
+        topic, key, value, headers = record
+        while True:
+            try:
+                return self.producer.produce(
+                    topic, value, key, headers=headers, on_delivery=on_delivery
+                )
+            except BufferError:  # the local queue is full: serve reports first
+                self.producer.poll(SLICE_S)
+
     def _deliver(self, records: list[Record]) -> str | None:
         """Produce, then wait for every acknowledgement; returns the first failure."""
         failures: list[str] = []
@@ -107,15 +136,15 @@ class Pipeline:
             if error is not None:
                 failures.append(error.str())
 
-        for topic, key, value, headers in records:
-            while True:
-                try:
-                    self.producer.produce(
-                        topic, value, key, headers=headers, on_delivery=on_delivery
-                    )
-                    break
-                except BufferError:  # the local queue is full: serve reports first
-                    self.producer.poll(SLICE_S)
+        for record in records:
+            try:
+                self._produce(record, on_delivery)
+            except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: a bare note instead
+                kept = [(n, v) for n, v in record.headers or [] if n.startswith("dlq.source")]
+                note = {"reason": Reason.INTERNAL_ERROR, "error": f"{exc!s:.2000}"}
+                note |= {"topic": record.topic, "original.size": len(record.value or b"")}
+                kept += [(f"dlq.{name}", str(value).encode()) for name, value in note.items()]
+                self._produce(Record(self.s.dlq_topic, None, None, kept), on_delivery)
         stop_seen = None
         while self.producer.flush(SLICE_S):
             self._poll_paused(0)  # a long wait for the broker must not cost our partitions

@@ -2,7 +2,8 @@
 
 No answer, a timeout, a 5xx or a malformed 200 is `Unavailable`: the caller retries. A 400
 names the refused listings in `detail[*].loc` (`["listings", i, field]`, model/api_schema.py):
-they are `Refused` and the rest is sent again (a 400 naming none refuses all it was sent).
+they are refused (a `Refusal` with that field and message) and the rest is sent again (a
+400 naming none refuses all it was sent).
 """
 
 from __future__ import annotations
@@ -15,16 +16,13 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from model.api_schema import PricePrediction
+from transformer.events import Refusal, refusal
 
 _ANSWERS = TypeAdapter(list[PricePrediction])
 
 
 class Unavailable(Exception):
     """The service is down, slow or answered nonsense: retry later."""
-
-
-class Refused(str):
-    """The model's reason for refusing one listing (its 400 body)."""
 
 
 class Predictor:
@@ -35,28 +33,28 @@ class Predictor:
     def close(self) -> None:
         self._client.close()
 
-    def predict(self, listings: list[dict[str, Any]]) -> list[PricePrediction | Refused]:
+    def predict(self, listings: list[dict[str, Any]]) -> list[PricePrediction | Refusal]:
         """One answer per listing, in order."""
-        answers: dict[int, PricePrediction | Refused] = {}
+        answers: dict[int, PricePrediction | Refusal] = {}
         pending = list(range(len(listings)))
         while pending:
             result = self._post([listings[i] for i in pending])
             if isinstance(result, list):
                 answers.update(zip(pending, result, strict=True))
                 break
-            detail, named = result
-            refused = {pending[i] for i in named if 0 <= i < len(pending)} or set(pending)
-            answers.update((i, detail) for i in refused)
+            refused = {pending[i]: why for i, why in result.items() if 0 <= i < len(pending)}
+            refused = refused or dict.fromkeys(pending, Refusal("refused by the model"))
+            answers.update(refused)
             pending = [i for i in pending if i not in refused]
         return [answers[i] for i in range(len(listings))]
 
-    def _post(self, listings: list[dict[str, Any]]) -> list[PricePrediction] | tuple[Refused, set]:
+    def _post(self, listings: list[dict[str, Any]]) -> list[PricePrediction] | dict[int, Refusal]:
         started, outcome = time.perf_counter(), "unavailable"
         try:
             response = self._client.post("/predict", json={"listings": listings})
             if response.status_code == 400:
                 outcome = "rejected"
-                return Refused(response.text), _named(response)
+                return _named(response)
             if response.status_code != 200:
                 raise Unavailable(f"HTTP {response.status_code}: {response.text:.200}")
             answers = _ANSWERS.validate_json(response.content)
@@ -70,10 +68,15 @@ class Predictor:
             self._observe(time.perf_counter() - started, outcome)
 
 
-def _named(response: httpx.Response) -> set[int]:
-    """The listing indices a 400 body names (pydantic's `loc`)."""
+def _named(response: httpx.Response) -> dict[int, Refusal]:
+    """The listings a 400 body names (pydantic's `loc`), each with its first error."""
     try:
-        locs = [error["loc"] for error in response.json()["detail"]]
-    except (ValueError, KeyError, TypeError):
-        return set()
-    return {loc[1] for loc in locs if len(loc) > 1 and loc[0] == "listings" and type(loc[1]) is int}
+        errors = [e for e in response.json()["detail"] if isinstance(e.get("loc"), list)]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    named: dict[int, list[dict[str, Any]]] = {}
+    for error in errors:
+        loc = error["loc"]
+        if len(loc) > 1 and loc[0] == "listings" and type(loc[1]) is int:
+            named.setdefault(loc[1], []).append(error)
+    return {index: refusal(found, skip=2) for index, found in named.items()}

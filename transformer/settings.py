@@ -61,4 +61,5 @@ class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
             "acks": "all",
             "enable.idempotence": True,  # broker-side dedupe of internal retries, keeps order
             "linger.ms": 5,
+            "message.max.bytes": self.kafka_max_message_bytes,  # the topics' max.message.bytes
         }

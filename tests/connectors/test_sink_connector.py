@@ -14,6 +14,7 @@ from stack.connectors import ConnectorState, connector_state
 from stack.settings import StackSettings
 from tests.conftest import end_offsets, read_until, wait_for
 from tests.connectors import contract
+from transformer.events import Event
 from transformer.records import prediction_key, prediction_value
 
 
@@ -25,7 +26,7 @@ def _value(car_id: int, price: float, committed_ms: int) -> bytes:
         price_high=price * 1.1,
         model_version="car_price_xgb:test",
     )
-    return prediction_value(car_id, prediction, committed_ms)
+    return prediction_value(Event(car_id, "update", source_ts_ms=committed_ms), prediction)
 
 
 def connector_state_of(settings: StackSettings, name: str) -> ConnectorState:

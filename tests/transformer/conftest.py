@@ -56,13 +56,19 @@ def message() -> MessageOf:
 def change(message: MessageOf) -> MessageOf:
     """A Debezium change event for listing `car_id`: op c/r/u/d, listing fields overridable."""
 
-    def build(op: str, car_id: int, *, partition: int = 0, offset: int = 0, **row: Any) -> Message:
+    def build(
+        op: str, car_id: int, *, partition: int = 0, offset: int = 0, lsn: int = 0, **row: Any
+    ) -> Message:
         after = {"id": car_id, **FIESTA, "price": 9995, **row}
         envelope = {
             "op": op,
             "before": after if op == "d" else None,
             "after": None if op == "d" else after,
-            "source": {"ts_ms": 1_700_000_000_000 + car_id, "table": "tbl_car_price"},
+            "source": {
+                "ts_ms": 1_700_000_000_000 + car_id,
+                "table": "tbl_car_price",
+                "lsn": lsn or 5_000_000 + car_id,
+            },
             "ts_ms": 1_700_000_000_500,
         }
         return message(

@@ -24,11 +24,35 @@ def test_upserts_carry_exactly_the_models_fields(op: str, kind: str) -> None:
     assert event == Event(7, kind, FIESTA, 1_700_000_000_123)
 
 
-def test_values_are_passed_as_they_are_the_model_judges_them() -> None:
-    event = parse(key_of(7), envelope("u", {"id": 7, "mileage": "lots"}))
+def test_the_position_of_the_change_is_kept() -> None:
+    value = json.dumps({"op": "u", "after": {"id": 7, **FIESTA},
+                        "source": {"ts_ms": 5, "lsn": 2**40}}).encode()  # fmt: skip
 
-    assert event.listing is not None
-    assert event.listing["mileage"] == "lots" and event.listing["model"] is None
+    assert parse(key_of(7), value) == Event(7, "update", FIESTA, 5, 2**40)
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ({"mileage": "lots"}, "mileage"),
+        ({"year": 1850}, "year"),
+        ({"year": 3000}, "year"),
+        ({"mpg": float("nan")}, "mpg"),
+        ({"model": "\t\n"}, "model"),
+        ({"model": "x" * 101}, "model"),
+        ({"engine_size": True}, "engine_size"),
+        ({"model": None}, "model"),
+    ],
+)
+def test_a_listing_the_models_schema_refuses_is_refused_with_its_field(
+    row: dict, field: str
+) -> None:
+    event = parse(key_of(7), envelope("u", {"id": 7, **FIESTA, **row}))
+
+    assert (event.car_id, event.kind, event.listing) == (7, "update", None)
+    assert event.refused is not None and event.refused.field == field
+    assert event.refused.reason.startswith(f"{field}: ") and len(event.refused.reason) <= 300
+    assert event.refused.code == Reason.INVALID_LISTING
 
 
 def test_delete_and_tombstone_ask_to_remove_the_prediction() -> None:
@@ -53,6 +77,17 @@ def test_the_id_comes_from_the_row_when_there_is_no_key() -> None:
         (key_of(1), b'{"after": {}}', Reason.INVALID_ENVELOPE),
         (key_of(1), envelope("c", None), Reason.INVALID_ENVELOPE),
         (key_of(1), envelope("t", None), Reason.UNSUPPORTED_OP),
+        (key_of(1), envelope("x" * 10_000, None), Reason.UNSUPPORTED_OP),
+        (key_of(1), b'{"op": "c", "after": {"id": ' + b"9" * 5000 + b"}}", Reason.INVALID_JSON),
+        (key_of(1), b"\xc3\x28", Reason.INVALID_JSON),
+        (key_of(1), b"[" * 100_000, Reason.INVALID_JSON),
+        (key_of(1), b"null", Reason.INVALID_ENVELOPE),
+        (key_of(1), b'{"op": 1}', Reason.INVALID_ENVELOPE),
+        (key_of(1), b'{"op": "u", "after": [1]}', Reason.INVALID_ENVELOPE),
+        (b'{"id": 99999999999999999999}', envelope("c", {"model": "Ka"}), Reason.INVALID_KEY),
+        (b'{"id": true}', None, Reason.INVALID_KEY),
+        (b"\xff", None, Reason.INVALID_JSON),
+        (b"", None, Reason.INVALID_JSON),
     ],
 )
 def test_what_can_never_be_priced_says_why(

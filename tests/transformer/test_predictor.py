@@ -14,7 +14,8 @@ import pytest
 
 from stack.settings import StackSettings
 from tests.transformer.conftest import FIESTA
-from transformer.predictor import Predictor, Refused, Unavailable
+from transformer.events import Reason, Refusal
+from transformer.predictor import Predictor, Unavailable
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -48,7 +49,10 @@ class Scripted:
 
 
 def loc_error(*indices: int) -> httpx.Response:
-    detail = [{"loc": ["listings", i, "mileage"], "type": "greater_than_equal"} for i in indices]
+    detail = [
+        {"loc": ["listings", i, "mileage"], "type": "greater_than_equal", "msg": "too low"}
+        for i in indices
+    ]
     return httpx.Response(400, json={"detail": detail})
 
 
@@ -70,8 +74,8 @@ def test_a_refused_listing_is_isolated_and_the_rest_is_priced() -> None:
 
     answers = bento.predictor().predict(listings(10, -1, 30, -2))
 
-    assert isinstance(answers[1], Refused) and isinstance(answers[3], Refused)
-    assert "listings" in answers[1]
+    assert isinstance(answers[1], Refusal) and isinstance(answers[3], Refusal)
+    assert answers[1] == Refusal("mileage: too low", "mileage", Reason.REJECTED_BY_MODEL)
     assert [answers[0].predicted_price, answers[2].predicted_price] == [10, 30]
     assert bento.requests == [[10, -1, 30, -2], [10, 30]]
     assert bento.outcomes == ["rejected", "ok"]
@@ -82,7 +86,8 @@ def test_a_400_naming_no_listing_refuses_the_whole_request() -> None:
 
     answers = bento.predictor().predict(listings(1, 2))
 
-    assert all(isinstance(a, Refused) for a in answers) and len(bento.requests) == 1
+    assert all(isinstance(a, Refusal) for a in answers) and len(bento.requests) == 1
+    assert answers[0].field is None and answers[0].reason
 
 
 @pytest.mark.parametrize(
@@ -118,6 +123,19 @@ def test_the_real_service_names_the_listing_it_refuses(stack_ready: StackSetting
 
     answers = predictor.predict(listings(20000, -5, 30000))
 
-    assert isinstance(answers[1], Refused) and "mileage" in answers[1]
+    assert isinstance(answers[1], Refusal) and answers[1].field == "mileage"
+    assert answers[1].reason.startswith("mileage: ")
     assert answers[0].predicted_price > answers[2].predicted_price > 0
     assert observed == ["rejected", "ok"]
+
+
+def test_a_future_year_is_refused_by_the_real_service_with_its_field(
+    stack_ready: StackSettings,
+) -> None:
+    client = httpx.Client(base_url=stack_ready.services.bentoml_url, timeout=10)
+    predictor = Predictor(client, lambda _seconds, _outcome: None)
+
+    [answer] = predictor.predict([dict(FIESTA, year=2999)])
+
+    assert isinstance(answer, Refusal) and answer.field == "year"
+    assert "2999" in answer.reason and len(answer.reason) <= 300

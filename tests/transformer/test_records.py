@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from model.api_schema import PricePrediction
+from tests.connectors import contract
 from tests.transformer.conftest import CDC_TOPIC, MessageOf, key_of
 from transformer.batch import DeadLetter, build
-from transformer.events import Reason
-from transformer.predictor import Refused
+from transformer.events import Event, Reason, Refusal
 from transformer.records import (
     MAX_ERROR_CHARS,
     dead_letter,
@@ -17,6 +18,8 @@ from transformer.records import (
     prediction_value,
 )
 
+LIMIT = 1_048_576
+TOPICS = ("predictions", "dlq")
 PREDICTION = PricePrediction(
     predicted_price=11000.5, price_low=9800.0, price_high=12100.0, model_version="xgb:abc"
 )
@@ -35,40 +38,57 @@ def test_key_is_the_connect_struct_the_sink_upserts_on() -> None:
 
 
 def test_value_schema_and_payload() -> None:
-    value = json.loads(prediction_value(42, PREDICTION, 1_730_000_000_000))
+    event = Event(42, "update", source_ts_ms=1_730_000_000_000, source_lsn=987654321)
 
-    assert value == {
-        "schema": {
-            "type": "struct",
-            "name": "car_price_predictions.Value",
-            "optional": False,
-            "fields": [
-                {"field": "car_id", "type": "int64", "optional": False},
-                {"field": "predicted_price", "type": "double", "optional": False},
-                {"field": "price_low", "type": "double", "optional": False},
-                {"field": "price_high", "type": "double", "optional": False},
-                {"field": "model_version", "type": "string", "optional": False},
-                {
-                    "field": "source_committed_at",
-                    "type": "int64",
-                    "optional": True,
-                    "name": "org.apache.kafka.connect.data.Timestamp",
-                    "version": 1,
-                },
-            ],
-        },
-        "payload": {
-            "car_id": 42,
-            "predicted_price": 11000.5,
-            "price_low": 9800.0,
-            "price_high": 12100.0,
-            "model_version": "xgb:abc",
-            "source_committed_at": 1_730_000_000_000,
-        },
+    value = json.loads(prediction_value(event, PREDICTION))
+
+    fields = {f["field"]: (f["type"], f["optional"]) for f in value["schema"]["fields"]}
+    assert fields == {
+        "car_id": ("int64", False),
+        "status": ("string", False),
+        "predicted_price": ("double", True),
+        "price_low": ("double", True),
+        "price_high": ("double", True),
+        "model_version": ("string", True),
+        "reason": ("string", True),
+        "refused_field": ("string", True),
+        "source_lsn": ("int64", True),
+        "source_committed_at": ("int64", True),
     }
-    assert (
-        json.loads(prediction_value(42, PREDICTION, None))["payload"]["source_committed_at"] is None
-    )
+    assert value["schema"] == contract.VALUE_SCHEMA, "what the sink tests hold the table to"
+    assert json.loads(prediction_key(1))["schema"] == contract.KEY_SCHEMA
+    assert value["payload"] == {
+        "car_id": 42,
+        "status": "priced",
+        "predicted_price": 11000.5,
+        "price_low": 9800.0,
+        "price_high": 12100.0,
+        "model_version": "xgb:abc",
+        "source_committed_at": 1_730_000_000_000,
+        "source_lsn": 987654321,
+    }
+
+
+def test_a_refused_value_has_a_reason_and_no_price() -> None:
+    event = Event(7, "create", source_lsn=5)
+
+    payload = json.loads(prediction_value(event, Refusal("year: too new", "year")))["payload"]
+
+    assert payload == {
+        "car_id": 7,
+        "status": "refused",
+        "reason": "year: too new",
+        "refused_field": "year",
+        "source_committed_at": None,
+        "source_lsn": 5,
+    }
+
+
+def test_a_deleted_value_carries_only_the_position() -> None:
+    payload = json.loads(prediction_value(Event(7, "delete", source_lsn=9), None))["payload"]
+
+    assert payload == {"car_id": 7, "status": "deleted", "source_committed_at": None,
+                       "source_lsn": 9}  # fmt: skip
 
 
 def test_a_dead_letter_keeps_the_original_bytes_and_says_why(message: MessageOf) -> None:
@@ -76,7 +96,7 @@ def test_a_dead_letter_keeps_the_original_bytes_and_says_why(message: MessageOf)
         b"\xffnot json", key_of(7), partition=2, offset=41, headers=[("trace", b"x")]
     )
 
-    record = dead_letter("dlq", DeadLetter(original, Reason.INVALID_JSON, "e" * 5000))
+    record = dead_letter("dlq", DeadLetter(original, Reason.INVALID_JSON, "e" * 5000), LIMIT)
 
     assert (record.topic, record.key, record.value) == ("dlq", key_of(7), b"\xffnot json")
     assert record.headers[0] == ("trace", b"x"), "original headers first, kept for a replay"
@@ -87,25 +107,91 @@ def test_a_dead_letter_keeps_the_original_bytes_and_says_why(message: MessageOf)
     assert headers["dlq.source.offset"] == "41" and headers["dlq.failed_at"].endswith("+00:00")
 
 
+def test_a_dead_letter_too_big_for_the_topic_is_trimmed_with_size_and_digest(
+    message: MessageOf,
+) -> None:
+    value = b"x" * LIMIT
+    original = message(value, b"k" * 5000, headers=[("big", b"h" * 100_000)])
+
+    record = dead_letter("dlq", DeadLetter(original, Reason.INVALID_LISTING, "too big"), LIMIT)
+
+    size = len(record.key) + len(record.value) + sum(len(n) + len(v) for n, v in record.headers)
+    assert size <= LIMIT - 32 * 1024 and record.value == value[: len(record.value)]
+    headers = {name: v.decode() for name, v in record.headers}
+    assert headers["dlq.trimmed"] == "true" and headers["dlq.original.size"] == str(LIMIT)
+    assert headers["dlq.original.sha256"] == hashlib.sha256(value).hexdigest()
+    assert headers["dlq.reason"] == "invalid_listing" and "big" not in headers
+
+
 def test_every_message_of_a_batch_gets_its_record(change: MessageOf, message: MessageOf) -> None:
     garbage = message(b"{", key_of(4), offset=3)
     batch = build(
         [change("c", 1, offset=0), change("c", 2, offset=1), change("d", 3, offset=2), garbage]
     )
 
-    out = for_batch(batch, [PREDICTION, Refused("mileage < 0")], "predictions", "dlq")
+    out = for_batch(batch, [PREDICTION, Refusal("mileage: too low", "mileage")], TOPICS, LIMIT)
 
     assert [(m.offset(), r.topic, label) for m, r, label in out] == [
         (3, "dlq", "invalid_json"),
         (0, "predictions", "prediction"),
+        (1, "predictions", "refused"),
         (1, "dlq", "rejected_by_model"),
-        (2, "predictions", "tombstone"),
+        (2, "predictions", "deleted"),
     ]
     _, priced, _ = out[1]
     assert priced.key == prediction_key(1)
-    assert json.loads(priced.value)["payload"]["source_committed_at"] == 1_700_000_000_001
+    payload = json.loads(priced.value)["payload"]
+    assert (payload["source_committed_at"], payload["source_lsn"]) == (1_700_000_000_001, 5_000_001)
     _, refused, _ = out[2]
-    assert refused.value == batch.messages[1].value()
-    assert ("dlq.error", b"mileage < 0") in refused.headers
-    _, removal, _ = out[3]
-    assert (removal.key, removal.value) == (prediction_key(3), None)
+    assert json.loads(refused.value)["payload"]["reason"] == "mileage: too low"
+    _, letter, _ = out[3]
+    assert letter.value == batch.messages[1].value()
+    assert ("dlq.error", b"mileage: too low") in letter.headers
+    _, deleted, _ = out[4]
+    assert json.loads(deleted.value)["payload"]["status"] == "deleted"
+
+
+def test_a_listing_the_transformer_refuses_gets_a_refused_record(change: MessageOf) -> None:
+    batch = build([change("u", 5, year=1850)])
+
+    out = for_batch(batch, [], TOPICS, LIMIT)
+
+    assert [(r.topic, label) for _, r, label in out] == [
+        ("predictions", "refused"),
+        ("dlq", "invalid_listing"),
+    ]
+    payload = json.loads(out[0][1].value)["payload"]
+    assert (payload["status"], payload["refused_field"]) == ("refused", "year")
+    assert "predicted_price" not in payload and payload["reason"].startswith("year: ")
+
+
+def test_a_delete_then_its_tombstone_send_the_deletion_then_the_tombstone(
+    change: MessageOf, message: MessageOf
+) -> None:
+    batch = build([change("d", 3, offset=0, lsn=77), message(None, key_of(3), offset=1)])
+
+    out = for_batch(batch, [], TOPICS, LIMIT)
+
+    assert [(r.value is None, label) for _, r, label in out] == [
+        (False, "deleted"),
+        (True, "tombstone"),
+    ]
+    assert json.loads(out[0][1].value)["payload"]["source_lsn"] == 77
+    assert out[1][1].key == prediction_key(3)
+
+
+def test_a_lone_tombstone_sends_only_the_tombstone(message: MessageOf) -> None:
+    out = for_batch(build([message(None, key_of(3))]), [], TOPICS, LIMIT)
+
+    assert [(r.value, label) for _, r, label in out] == [(None, "tombstone")]
+
+
+def test_a_record_that_cannot_be_built_is_an_internal_error(change: MessageOf) -> None:
+    batch = build([change("c", 1), change("c", 2)])
+    broken = PREDICTION.model_copy(update={"predicted_price": float("nan")})  # not JSON
+
+    out = for_batch(batch, [broken, PREDICTION], TOPICS, LIMIT)
+
+    assert [label for _, _, label in out] == ["internal_error", "prediction"]
+    headers = dict(out[0][1].headers)
+    assert b"ValueError" in headers["dlq.error"] and out[0][1].topic == "dlq"

@@ -7,6 +7,7 @@ confluent_kafka objects. tests/e2e runs the same loop on the real stack.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -186,8 +187,8 @@ def test_a_batch_is_committed_after_every_ack_with_the_last_offset_plus_one(
 
     assert h.requests == [[99, 15944]], "one call, the newest version of listing 1"
     assert h.consumer.commits == [{0: 3, 1: 3}]
-    assert h.calls[h.calls.index("produce") :] == ["produce"] * 4 + ["flush", "commit"]
-    assert sorted(h.acked_ids()) == [1, 2, 3]
+    assert h.calls[h.calls.index("produce") :] == ["produce"] * 5 + ["flush", "commit"]
+    assert sorted(h.acked_ids()) == [1, 2, 3, 3], "3: its deletion, then its tombstone"
     assert [key for topic, key, *_ in h.producer.acked if topic.endswith("dlq")] == [key_of(7)]
     assert h.metric("transformer_predictions_produced_total") == 2
     assert h.metric("transformer_tombstones_produced_total") == 1
@@ -357,3 +358,54 @@ def test_an_idle_loop_blocks_in_consume_and_reports_the_lag() -> None:
     assert h.pipeline.run_once() is None
 
     assert h.metric("transformer_consumer_lag", topic=CDC_TOPIC, partition="0") == 0
+
+
+def test_a_listing_whose_prediction_raises_is_an_internal_error_alone(
+    change: MessageOf,
+) -> None:
+    h = Harness({0: [change("c", 1, offset=0), change("c", 2, offset=1, mileage=666)]})
+    priced = h.predict
+
+    def buggy(listings: list[dict]) -> list[PricePrediction]:
+        if any(item["mileage"] == 666 for item in listings):
+            raise ZeroDivisionError("a bug")
+        return priced(listings)
+
+    h.pipeline.predict = buggy
+
+    assert h.pipeline.run_once() == "committed"
+
+    assert h.consumer.commits == [{0: 2}]
+    statuses = {
+        json.loads(k)["payload"]["car_id"]: json.loads(v)["payload"]["status"]
+        for t, k, v, _ in h.producer.acked
+        if t == "car_price_predictions"
+    }
+    assert statuses == {1: "priced", 2: "refused"}
+    [letter] = [headers for t, _, _, headers in h.producer.acked if t.endswith(".dlq")]
+    assert (("dlq.reason", b"internal_error") in letter) and b"ZeroDivisionError" in dict(letter)[
+        "dlq.error"
+    ]
+    assert h.metric("transformer_dlq_messages_total", reason="internal_error") == 1
+
+
+def test_a_record_the_producer_refuses_becomes_a_bare_note_in_the_dlq(
+    message: MessageOf, change: MessageOf
+) -> None:
+    h = Harness({0: [message(b"x" * 100, key_of(1), offset=0), change("c", 2, offset=1)]})
+    produce = h.producer.produce
+
+    def refuse_large(topic: str, value: Any, key: Any, headers: Any, on_delivery: Any) -> None:
+        if value is not None and len(value) == 100:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        produce(topic, value, key, headers, on_delivery)
+
+    h.producer.produce = refuse_large
+
+    assert h.pipeline.run_once() == "committed"
+
+    note = next(r for r in h.producer.acked if r[0].endswith(".dlq"))
+    headers = dict(note[3])
+    assert (note[1], note[2]) == (None, None) and headers["dlq.reason"] == b"internal_error"
+    assert b"MSG_SIZE_TOO_LARGE" in headers["dlq.error"] and headers["dlq.original.size"] == b"100"
+    assert h.acked_ids() == [2]

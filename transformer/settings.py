@@ -6,6 +6,7 @@ transformer reads is prefixed TRANSFORMER_.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -41,8 +42,20 @@ class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
             raise ValueError("the backoff cap must be >= the initial backoff")
         return self
 
-    def consumer_config(self) -> dict[str, Any]:
+    @staticmethod
+    def kafka_client_extras() -> dict[str, str]:
+        """librdkafka properties from TRANSFORMER_KAFKA_<PROPERTY> variables, e.g.
+        TRANSFORMER_KAFKA_SECURITY_PROTOCOL=SASL_SSL -> security.protocol: how to reach a
+        secured Kafka (SASL, TLS) without a code change. Applied to both clients."""
+        prefix = "TRANSFORMER_KAFKA_"
         return {
+            name[len(prefix) :].lower().replace("_", "."): value
+            for name, value in os.environ.items()
+            if name.startswith(prefix)
+        }
+
+    def consumer_config(self) -> dict[str, Any]:
+        return self.kafka_client_extras() | {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": "car-price-transformer",
             "group.id": self.transformer_group_id,
@@ -55,7 +68,7 @@ class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
         }
 
     def producer_config(self) -> dict[str, Any]:
-        return {
+        return self.kafka_client_extras() | {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": "car-price-transformer",
             "acks": "all",

@@ -70,3 +70,17 @@ def test_offsets_are_committed_by_us_and_records_acknowledged_by_all_replicas(
     consumer, producer = settings.consumer_config(), settings.producer_config()
     assert consumer["enable.auto.commit"] is False and consumer["auto.offset.reset"] == "earliest"
     assert producer["acks"] == "all" and producer["enable.idempotence"] is True
+
+
+def test_librdkafka_properties_pass_through_for_a_secured_kafka(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRANSFORMER_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("TRANSFORMER_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("TRANSFORMER_KAFKA_SSL_CA_LOCATION", "/etc/kafka/ca.pem")
+    settings = Settings()
+    for config in (settings.consumer_config(), settings.producer_config()):
+        assert config["security.protocol"] == "SASL_SSL"
+        assert config["sasl.mechanism"] == "SCRAM-SHA-512"
+        assert config["ssl.ca.location"] == "/etc/kafka/ca.pem"
+    assert settings.consumer_config()["enable.auto.commit"] is False  # ours still win

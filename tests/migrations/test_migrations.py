@@ -88,8 +88,8 @@ def test_upgrade_downgrade_upgrade(stack_ready: StackSettings, scratch_database)
             "ORDER BY tablename"
         ).fetchall()
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    # the listings, and Debezium's signal table (make rescore), nothing else
-    assert publication == [("debezium_signal",), ("tbl_car_price",)]
+    # the listings, Debezium's signal table (make rescore) and its heartbeat, nothing else
+    assert publication == [("dbz_heartbeat",), ("debezium_signal",), ("tbl_car_price",)]
     assert version is not None
 
 

@@ -26,6 +26,17 @@ from tests.faults.conftest import (
 )
 
 
+def bentoml_processes(settings: StackSettings, supervisor: Supervisor) -> list[int]:
+    """The supervised BentoML and its worker (which runs in a session of its own)."""
+    worker = port_holders(settings.services.bentoml_port, "bentoml")
+    return sorted({pid_of(supervisor, "bentoml"), *worker})
+
+
+def signal_all(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        os.kill(pid, signum)
+
+
 def test_postgres_stopped_for_60s(
     stack_ready: StackSettings, supervisor: Supervisor, load: Load
 ) -> None:
@@ -84,13 +95,13 @@ def test_bentoml_killed(stack_ready: StackSettings, supervisor: Supervisor, load
 def test_bentoml_hung_for_30s(
     stack_ready: StackSettings, supervisor: Supervisor, load: Load
 ) -> None:
-    pid = pid_of(supervisor, "bentoml")
-    os.killpg(pid, signal.SIGSTOP)  # the arbiter and its workers: the whole service hangs
+    pids = bentoml_processes(stack_ready, supervisor)
+    signal_all(pids, signal.SIGSTOP)  # the arbiter and its worker: the whole service hangs
     try:
         change_some(stack_ready, load)
         time.sleep(30)
     finally:
-        os.killpg(pid, signal.SIGCONT)
+        signal_all(pids, signal.SIGCONT)
     ended = time.monotonic()
     assert_healed(stack_ready, judge(stack_ready, "bentoml SIGSTOP 30 s", load, ended))
 
@@ -98,16 +109,16 @@ def test_bentoml_hung_for_30s(
 def test_transformer_killed_mid_batch(
     stack_ready: StackSettings, supervisor: Supervisor, load: Load
 ) -> None:
-    bento = pid_of(supervisor, "bentoml")
-    os.killpg(bento, signal.SIGSTOP)  # slow BentoML down to a halt ...
+    bento = bentoml_processes(stack_ready, supervisor)
+    signal_all(bento, signal.SIGSTOP)  # slow BentoML down to a halt ...
     try:
-        # ... until the transformer is provably inside a batch: its request is unanswered
+        change_some(stack_ready, load)  # ... so these changes get stuck inside a batch:
+        # the transformer is provably mid-batch once its request sits unanswered
         wait_for(lambda: unanswered_requests(stack_ready.services.bentoml_port), timeout=30)
         old = pid_of(supervisor, "transformer")
         os.kill(old, signal.SIGKILL)
     finally:
-        os.killpg(bento, signal.SIGCONT)
-    change_some(stack_ready, load)
+        signal_all(bento, signal.SIGCONT)
     wait_for_program(supervisor, "transformer", old)
     ended = time.monotonic()
     assert_healed(stack_ready, judge(stack_ready, "transformer SIGKILL mid-batch", load, ended))

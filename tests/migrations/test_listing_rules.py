@@ -16,18 +16,9 @@ from pydantic import ValidationError
 from model import listing_rules as rules
 from model.api_schema import Listing
 from stack.settings import REPO_ROOT
+from tests.e2e.conftest import FIESTA
 
-VALID: dict[str, Any] = dict(
-    model="Fiesta",
-    year=2018,
-    price=9500,
-    transmission="Manual",
-    mileage=21000,
-    fuel_type="Petrol",
-    tax=145,
-    mpg=65.7,
-    engine_size=1.0,
-)
+VALID: dict[str, Any] = dict(FIESTA)  # one valid listing, shared with the e2e tests
 INSERT = (
     "INSERT INTO tbl_car_price (model, year, price, transmission, mileage, fuel_type, "
     "tax, mpg, engine_size) VALUES (%(model)s, %(year)s, %(price)s, %(transmission)s, "

@@ -6,24 +6,16 @@ import os
 import subprocess
 import sys
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from stack.settings import REPO_ROOT, StackSettings
+from tests.e2e.conftest import FIESTA
 
-VALID = dict(
-    model="Fiesta",
-    year=2018,
-    price=9500,
-    transmission="Manual",
-    mileage=21000,
-    fuel_type="Petrol",
-    tax=145,
-    mpg=65.7,
-    engine_size=1.0,
-)
+VALID: dict[str, Any] = dict(FIESTA)  # one valid listing, shared with the e2e tests
 
 
 def _alembic(env: dict[str, str], *args: str) -> str:

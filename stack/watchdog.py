@@ -90,6 +90,7 @@ def run(settings: StackSettings) -> None:
     signal.signal(signal.SIGINT, stop)
     backoff = Backoff(*RESTART_BACKOFF_S)
     next_reconcile = time.monotonic() + RECONCILE_INTERVAL_S
+    unreachable = False
     log.info(
         "watching connectors every %.0fs, reconciling every %.0fs",
         CHECK_INTERVAL_S,
@@ -99,8 +100,13 @@ def run(settings: StackSettings) -> None:
         now = time.monotonic()
         try:
             heal_connectors(settings, backoff, now)
+            if unreachable:
+                log.info("Connect answers again")
+            unreachable = False
         except (httpx.HTTPError, OSError) as exc:
-            log.info("Connect not reachable (%s); supervisor restarts it if it died", exc)
+            if not unreachable:  # one line per outage, not one every CHECK_INTERVAL_S
+                log.info("Connect not reachable (%s); supervisor restarts it if it died", exc)
+            unreachable = True
         if now >= next_reconcile:
             next_reconcile = now + RECONCILE_INTERVAL_S
             try:

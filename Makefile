@@ -88,8 +88,8 @@ bench-pipeline: ## insert→prediction latency and throughput, memory per compon
 bench-model: ## latency and throughput of the running BentoML service
 	@$(PY) -m model.bench
 
-test: up ## start what the tests need, then run the whole test suite (the fault matrix: make test-faults)
-	@$(PY) -m pytest --ignore=tests/faults $(PYTEST_ARGS)
+test: up ## start what the tests need, then run the whole test suite, the fault matrix last
+	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-faults: up ## the fault matrix (tests/faults): real faults on the running stack under load
 	@$(PY) -m pytest tests/faults $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ running, and waits until every component answers.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -127,12 +128,14 @@ def status(settings: StackSettings) -> int:
     if supervisor.daemon_pid() is None:
         say("stack is down (supervisord not running) — `make up` starts it")
         return 3
-    order = list(readiness.CHECKS)
-    processes = sorted(
-        supervisor.processes(), key=lambda p: order.index(p.name) if p.name in order else len(order)
+    order = [*readiness.CHECKS, "watchdog"]
+    processes = sorted(  # extra instances (connect-2, ...) right after the first
+        supervisor.processes(), key=lambda p: (order.index(p.name.split("-")[0]), p.name)
     )
     for process in processes:
         check = readiness.CHECKS.get(process.name)
+        if "-" in process.name:
+            check = functools.partial(readiness.instance_ready, name=process.name)
         reason = check(settings) if check and process.state == "RUNNING" else None
         health = (
             ""
@@ -143,7 +146,7 @@ def status(settings: StackSettings) -> int:
             health += f", lag {_transformer_lag(settings)}"
         if process.name == "bentoml" and reason is None and process.state == "RUNNING":
             health += f", serving {_serving_model(settings)}"
-        print(f"{process.name:<12} {process.state:<9} {process.description:<32} {health}")
+        print(f"{process.name:<13} {process.state:<9} {process.description:<32} {health}")
     if readiness.connect_ready(settings) is None:
         states = connectors.all_states(settings.connect)
         for state in states:

@@ -25,6 +25,7 @@ class ConnectorState:
     state: str
     tasks: list[tuple[int, str]]
     trace: str | None  # the first FAILED trace, connector's or a task's
+    workers: tuple[str, ...] = ()  # the Connect worker of each task (host:port)
 
     @property
     def running(self) -> bool:
@@ -40,6 +41,8 @@ class ConnectorState:
 
     def line(self) -> str:
         tasks = " ".join(f"task{task_id}={state}" for task_id, state in self.tasks) or "no tasks"
+        if self.workers:
+            tasks += f" on {','.join(self.workers)}"
         return f"connector {self.name:<28} {self.state:<10} {tasks}"
 
 
@@ -61,7 +64,11 @@ def connector_state(client: httpx.Client, name: str) -> ConnectorState | None:
     traces = [body["connector"].get("trace")]
     traces += [task.get("trace") for task in body.get("tasks", [])]
     return ConnectorState(
-        name, body["connector"]["state"], tasks, next((trace for trace in traces if trace), None)
+        name,
+        body["connector"]["state"],
+        tasks,
+        next((trace for trace in traces if trace), None),
+        tuple(task.get("worker_id", "?") for task in body.get("tasks", [])),
     )
 
 

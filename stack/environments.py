@@ -135,14 +135,24 @@ def program_environment(settings: StackSettings, program: str) -> dict[str, str]
 
 
 def write_program_environments(settings: StackSettings) -> list[Path]:
-    """`.state/env/<program>.json` for every launched program, readable by us alone."""
+    """`.state/env/<program>.json` for every launched program and extra instance
+    (stack/render.py names them), readable by us alone."""
     settings.env_dir.mkdir(parents=True, exist_ok=True)
     settings.env_dir.chmod(0o700)
+    environments = {program: program_environment(settings, program) for program in LAUNCHED}
+    metrics_port = settings.services.transformer_metrics_port
+    for number in range(2, settings.transformer_instances + 1):
+        port = str(metrics_port + number - 1 if metrics_port else 0)
+        environments[f"transformer-{number}"] = environments["transformer"] | {
+            "TRANSFORMER_METRICS_PORT": port
+        }
+    for number in range(2, settings.connect_workers + 1):
+        environments[f"connect-{number}"] = environments["connect"]
     written = []
-    for program in LAUNCHED:
-        path = settings.env_dir / f"{program}.json"
+    for name, env in environments.items():
+        path = settings.env_dir / f"{name}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as file:
-            json.dump(program_environment(settings, program), file)
+            json.dump(env, file)
         written.append(path)
     return written

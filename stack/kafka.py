@@ -85,7 +85,12 @@ def ensure_topics(settings: StackSettings) -> list[str]:
         for field, (count, config) in TOPICS.items()
     }
     missing = [
-        NewTopic(name, num_partitions=count, replication_factor=1, config=config)
+        NewTopic(
+            name,
+            num_partitions=count,
+            replication_factor=settings.kafka.kafka_replication_factor,
+            config=config,
+        )
         for name, (count, config) in wanted.items()
         if name not in existing
     ]

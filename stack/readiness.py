@@ -69,6 +69,19 @@ def adminer_ready(settings: StackSettings) -> str | None:
     return _http_ok(settings.services.adminer_url)
 
 
+def instance_ready(settings: StackSettings, name: str) -> str | None:
+    """An extra instance (stack/render.py): `transformer-n` answers /metrics and
+    `connect-n` its REST API, each on the first instance's port + n - 1."""
+    program, number = name.rsplit("-", 1)
+    offset = int(number) - 1
+    if program == "transformer":
+        services = settings.services
+        port = services.transformer_metrics_port + offset
+        return _http_ok(f"http://{services.transformer_metrics_host}:{port}/metrics")
+    connect = settings.connect
+    return _http_ok(f"http://{connect.connect_host}:{connect.connect_port + offset}/connectors")
+
+
 # in start order; `make up` waits for each, `make status` reports each
 CHECKS: dict[str, Check] = {
     "postgres": postgres_ready,

@@ -6,6 +6,8 @@ written into one; the rendered files live in the git-ignored state folder.
 
 from __future__ import annotations
 
+import configparser
+import io
 import os
 from pathlib import Path
 from string import Template
@@ -21,6 +23,7 @@ def template_values(settings: StackSettings) -> dict[str, str]:
     return {
         "kafka_host": kafka.kafka_host,
         "kafka_port": str(kafka.kafka_port),
+        "bootstrap_servers": kafka.bootstrap_servers,
         "kafka_controller_port": str(kafka.kafka_controller_port),
         "kafka_data_dir": str(settings.kafka_data_dir),
         "connect_host": connect.connect_host,
@@ -58,21 +61,66 @@ def extra_worker_properties(env: dict[str, str]) -> str:
     return header + "\n".join(lines) + ("\n" if lines else "")
 
 
+def instance_name(program: str, number: int) -> str:
+    """`transformer`, `transformer-2`, …: instance 1 keeps the program's own name."""
+    return program if number == 1 else f"{program}-{number}"
+
+
+def scale_out_sections(settings: StackSettings) -> str:
+    """supervisord sections for the instances beyond the first (TRANSFORMER_INSTANCES,
+    CONNECT_WORKERS), copied from the first's section in stack/supervisord.conf so each
+    program is defined once: instance n runs `launch.py <program>-n` (its own environment
+    file) and Connect worker n reads its own properties (REST port CONNECT_PORT + n - 1)."""
+    base = configparser.RawConfigParser()
+    base.read(settings.supervisor_conf)
+    extra = configparser.RawConfigParser()
+    counts = {"transformer": settings.transformer_instances, "connect": settings.connect_workers}
+    for program, count in counts.items():
+        for number in range(2, count + 1):
+            name = instance_name(program, number)
+            section = {key: value for key, value in base.items(f"program:{program}")}
+            section["command"] = (
+                section["command"]
+                .replace(f"launch.py {program}", f"launch.py {name}")
+                .replace("connect-distributed.properties", f"{name}.properties")
+            )
+            section["stdout_logfile"] = section["stdout_logfile"].replace(
+                f"/{program}.log", f"/{name}.log"
+            )
+            extra[f"program:{name}"] = section
+    text = io.StringIO()
+    extra.write(text)
+    return "; written by stack/render.py from TRANSFORMER_INSTANCES and CONNECT_WORKERS\n" + (
+        text.getvalue()
+    )
+
+
+def _write_private(target: Path, text: str) -> None:
+    if not target.exists() or target.read_text() != text:
+        # worker properties may hold SASL secrets: readable by us alone
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+    target.chmod(0o600)
+
+
 def render_configs(settings: StackSettings) -> list[Path]:
-    """Write every template to `.state/conf/`; returns the written paths."""
+    """Write every template to `.state/conf/`, plus one worker properties file per extra
+    Connect worker and the extra supervisord sections; returns the written paths."""
     settings.conf_dir.mkdir(parents=True, exist_ok=True)
     settings.secrets_dir.mkdir(parents=True, exist_ok=True)
     settings.secrets_dir.chmod(0o700)
     values = template_values(settings)
+    targets = {template.name: template.read_text() for template in sorted(TEMPLATES.iterdir())}
+    worker = targets["connect-distributed.properties"]
+    port = settings.connect.connect_port
+    for number in range(2, settings.connect_workers + 1):
+        targets[f"{instance_name('connect', number)}.properties"] = worker.replace(
+            "${connect_port}", str(port + number - 1)
+        )
     written = []
-    for template in sorted(TEMPLATES.iterdir()):
-        target = settings.conf_dir / template.name
-        text = Template(template.read_text()).substitute(values)
-        if not target.exists() or target.read_text() != text:
-            # worker properties may hold SASL secrets: readable by us alone
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as file:
-                file.write(text)
-        target.chmod(0o600)
-        written.append(target)
-    return written
+    for name, template in targets.items():
+        _write_private(settings.conf_dir / name, Template(template).substitute(values))
+        written.append(settings.conf_dir / name)
+    _write_private(settings.scale_out_conf, scale_out_sections(settings))
+    return [*written, settings.scale_out_conf]

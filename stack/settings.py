@@ -87,15 +87,22 @@ class KafkaSettings(_FromEnv):
     # max.request.size; a listing the table accepts is a few KB (model.listing_rules)
     kafka_max_message_bytes: int = 1_048_576
 
+    # an external cluster: its bootstrap list ("b1:9092,b2:9092") replaces KAFKA_HOST:PORT
+    # for every client (transformer, Connect worker, stack tools); empty = the local broker
+    kafka_bootstrap_servers: str = ""
+
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.kafka_host}:{self.kafka_port}"
+        return self.kafka_bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
 
 
 class KafkaServerSettings(KafkaSettings):
     """What only the local broker needs besides the client view."""
 
     kafka_controller_port: int = 9093
+    # copies of each pipeline topic `create-topics` makes: 1 for the single local broker,
+    # 3 on an external cluster (KAFKA_BOOTSTRAP_SERVERS)
+    kafka_replication_factor: int = Field(1, ge=1)
 
 
 class ConnectSettings(_FromEnv):
@@ -152,6 +159,11 @@ class StackSettings(_FromEnv):
     adminer_os_user: str = "www-data"
     kafka_heap_opts: str = "-Xms128m -Xmx512m"
     connect_heap_opts: str = "-Xms128m -Xmx768m"
+    # Scale-out on the distributed parts: transformers in one consumer group, Connect
+    # workers in one Connect cluster. Instance n > 1 is the program `<name>-n`, with the
+    # port CONNECT_PORT + n - 1 (REST) or TRANSFORMER_METRICS_PORT + n - 1 (/metrics).
+    transformer_instances: int = Field(1, ge=1, le=8)
+    connect_workers: int = Field(1, ge=1, le=4)
 
     @cached_property
     def postgres(self) -> PostgresSettings:
@@ -231,3 +243,8 @@ class StackSettings(_FromEnv):
     @property
     def supervisor_conf(self) -> Path:
         return REPO_ROOT / "stack" / "supervisord.conf"
+
+    @property
+    def scale_out_conf(self) -> Path:
+        """The supervisord sections of the extra instances (stack/render.py)."""
+        return self.conf_dir / "scale-out.conf"

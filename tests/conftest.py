@@ -24,7 +24,10 @@ SLOW_FIXTURES = {"synthetic_model", "server"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark what `make test-unit` leaves out: `stack` for every test that uses the running
     stack (through `stack_ready`, also behind `db`, `producer`, ...), `slow` for the
-    training and serving fixtures; a test can also carry the mark itself."""
+    training and serving fixtures; a test can also carry the mark itself. The fault matrix
+    runs last: it stops, kills and scales the stack, and every other test should see it
+    undisturbed (each fault heals it, so the order is for clarity, not correctness)."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/faults/"))
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if "stack_ready" in names:

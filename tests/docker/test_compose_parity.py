@@ -58,6 +58,7 @@ def container_values() -> dict[str, str]:
     for name in ("kafka", "connect"):
         values.update({k.lower(): v for k, v in environment(services(True)[name]).items()})
     values.update({"kafka_host": "kafka", "connect_host": "connect"})
+    values["bootstrap_servers"] = f"kafka:{values['kafka_port']}"
     return values
 
 

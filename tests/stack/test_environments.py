@@ -122,3 +122,15 @@ def test_connect_settings_become_worker_properties_like_debeziums_image() -> Non
         "ssl.truststore.location=/etc/kafka/trust.p12",
     ]
     assert extra_worker_properties({"CONNECT_PORT": "1"}) == ""
+
+
+def test_extra_instances_get_their_programs_environment(tmp_path: Path) -> None:
+    settings = StackSettings(state_dir=tmp_path, transformer_instances=2, connect_workers=2)
+    written = {
+        path.stem: json.loads(path.read_text()) for path in write_program_environments(settings)
+    }
+    assert written["connect-2"] == written["connect"]
+    port = settings.services.transformer_metrics_port
+    assert written["transformer-2"] == written["transformer"] | {
+        "TRANSFORMER_METRICS_PORT": str(port + 1)
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import re
 from pathlib import Path
 
@@ -40,3 +41,44 @@ def test_cluster_id_has_kafkas_format() -> None:
     cluster_id = new_cluster_id()
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id)
     assert new_cluster_id() != cluster_id
+
+
+def test_scale_out_adds_programs_copied_from_the_first_instance(tmp_path: Path) -> None:
+    settings = StackSettings(state_dir=tmp_path, transformer_instances=3, connect_workers=2)
+    written = {path.name: path.read_text() for path in render_configs(settings)}
+    port = settings.connect.connect_port
+
+    sections = configparser.RawConfigParser()
+    sections.read_string(written["scale-out.conf"])
+    assert sections.sections() == [
+        "program:transformer-2",
+        "program:transformer-3",
+        "program:connect-2",
+    ]
+    base = configparser.RawConfigParser()
+    base.read(settings.supervisor_conf)
+    for name in ("transformer-3", "connect-2"):
+        program = name.split("-")[0]
+        extra, first = sections[f"program:{name}"], base[f"program:{program}"]
+        assert f"launch.py {name}" in extra["command"]
+        assert extra["stdout_logfile"].endswith(f"/{name}.log")
+        assert {k: v for k, v in extra.items() if k not in {"command", "stdout_logfile"}} == {
+            k: v for k, v in first.items() if k not in {"command", "stdout_logfile"}
+        }
+    assert "conf/connect-2.properties" in sections["program:connect-2"]["command"]
+    assert f"listeners=http://127.0.0.1:{port + 1}" in written["connect-2.properties"]
+    assert "group.id=car-price-connect" in written["connect-2.properties"]
+
+
+def test_one_instance_each_renders_no_extra_program(tmp_path: Path) -> None:
+    written = {p.name: p.read_text() for p in render_configs(StackSettings(state_dir=tmp_path))}
+    sections = configparser.RawConfigParser()
+    sections.read_string(written["scale-out.conf"])
+    assert sections.sections() == []
+    assert "connect-2.properties" not in written
+
+
+def test_an_external_bootstrap_list_reaches_the_worker(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "b1:9092,b2:9092")
+    written = {p.name: p.read_text() for p in render_configs(StackSettings(state_dir=tmp_path))}
+    assert "bootstrap.servers=b1:9092,b2:9092" in written["connect-distributed.properties"]

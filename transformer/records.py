@@ -128,11 +128,18 @@ def for_batch(
         except Exception as exc:
             letter = DeadLetter(message, Reason.INTERNAL_ERROR, repr(exc))
             out.append((message, dead_letter(topics[1], letter, limit), letter.reason.value))
-    return out
+    # tombstones last (after their key's deletion still): the sink then writes a batch's
+    # upserts and deletes as two JDBC batches, not one transaction per alternating record
+    return sorted(out, key=lambda item: item[2] == "tombstone")
 
 
 def _records(
-    message: Message, event: Event, answer: Any, topics: tuple[str, str], limit: int, hops: tuple[int, int]
+    message: Message,
+    event: Event,
+    answer: Any,
+    topics: tuple[str, str],
+    limit: int,
+    hops: tuple[int, int],
 ) -> list[Out]:
     predictions, dlq = topics
     key = prediction_key(event.car_id)

@@ -198,3 +198,18 @@ def test_a_record_that_cannot_be_built_is_an_internal_error(change: MessageOf) -
     assert [label for _, _, label in out] == ["internal_error", "prediction"]
     headers = dict(out[0][1].headers)
     assert b"ValueError" in headers["dlq.error"] and out[0][1].topic == "dlq"
+
+
+def test_tombstones_come_after_every_deletion_so_the_sink_batches_them(
+    change: MessageOf, message: MessageOf
+) -> None:
+    pairs = [
+        (change("d", i, offset=2 * i), message(None, key_of(i), offset=2 * i + 1))
+        for i in (1, 2, 3)
+    ]
+    batch = build([m for pair in pairs for m in pair])
+
+    out = for_batch(batch, [], TOPICS, LIMIT)
+
+    assert [label for _, _, label in out] == ["deleted"] * 3 + ["tombstone"] * 3
+    assert [r.key for _, r, _ in out] == [prediction_key(i) for i in (1, 2, 3)] * 2

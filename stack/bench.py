@@ -280,7 +280,7 @@ def bridge(settings: StackSettings, seconds: float) -> Run:
     """The seed's loop on the same stack: one event → one POST → one produce + flush."""
     kafka = settings.kafka
     topic, group = f"bench.bridge.{uuid.uuid4().hex[:8]}", f"bench-bridge-{uuid.uuid4().hex}"
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 4})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
     consumer = Consumer(
         {

@@ -151,7 +151,7 @@ class StackSettings(_FromEnv):
     # Adminer needs no privilege at all: as root it runs as this user.
     adminer_os_user: str = "www-data"
     kafka_heap_opts: str = "-Xms128m -Xmx512m"
-    connect_heap_opts: str = "-Xms128m -Xmx768m"
+    connect_heap_opts: str = "-Xms128m -Xmx512m"
 
     @cached_property
     def postgres(self) -> PostgresSettings:

@@ -40,23 +40,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import ValidationError
 
 from model.api_schema import Listing
+from model.data import CSV_COLUMNS
 from stack import readiness
 from stack.settings import StackSettings
 from stack.supervisor import Supervisor
 from transformer.events import Invalid, parse
 
 COLUMNS = "id, model, year, price, transmission, mileage, fuel_type, tax, mpg, engine_size"
-CSV_FIELDS = (
-    "model",
-    "year",
-    "price",
-    "transmission",
-    "mileage",
-    "fuelType",
-    "tax",
-    "mpg",
-    "engineSize",
-)
 PER_WRITER = 125  # listings/s per steady-rate connection
 HOPS = ("source→consume", "consume→reply", "reply→written")
 ROW_TIMES = """
@@ -122,40 +112,22 @@ def format_table(runs: list[Run], notes: Iterable[str] = ()) -> str:
 
 
 def ford_listings(path: Path) -> list[tuple]:
-    """The CSV's rows as table rows (no id), keeping only those the table accepts."""
+    """The CSV's rows as table rows (COLUMNS but id), only those the table accepts."""
     rows = []
     with path.open(newline="") as handle:
         for raw in csv.DictReader(handle):
-            model, year, price, transmission, mileage, fuel, tax, mpg, engine = (
-                raw[name] for name in CSV_FIELDS
+            model, year, price, transmission, mileage, fuel, tax, mpg, engine = map(
+                raw.get, CSV_COLUMNS
             )
-            listing = {
-                "model": model.strip(),
-                "year": int(year),
-                "transmission": transmission,
-                "mileage": int(float(mileage)),
-                "fuel_type": fuel,
-                "tax": int(float(tax)),
-                "mpg": float(mpg),
-                "engine_size": float(engine),
-            }
+            listing = dict(model=model.strip(), year=int(year), transmission=transmission,
+                           mileage=int(float(mileage)), fuel_type=fuel, tax=int(float(tax)),
+                           mpg=float(mpg), engine_size=float(engine))  # fmt: skip
             try:
                 Listing.model_validate(listing)
             except ValidationError:
                 continue  # e.g. the file's year 2060
-            rows.append(
-                (
-                    listing["model"],
-                    listing["year"],
-                    int(float(price)),
-                    transmission,
-                    listing["mileage"],
-                    fuel,
-                    listing["tax"],
-                    listing["mpg"],
-                    listing["engine_size"],
-                )
-            )
+            listing["price"] = int(float(price))
+            rows.append(tuple(listing[name] for name in COLUMNS.split(", ")[1:]))
     if not rows:
         raise SystemExit(f"no usable listing in {path}")
     return rows
@@ -200,7 +172,10 @@ def _measure(db: psycopg.Connection, name: str, ids: list[int], rate: float | No
         print(f"warning: {refused} of {name}'s listings were refused", file=sys.stderr)
     commit = min(float(row[4]) for row in rows)
     written = [float(row[5]) for row in rows]
-    ms = [[float(v) * 1000 for v in column] for column in zip(*(row[:4] for row in rows))]
+    ms = [
+        [math.nan if v is None else float(v) * 1000 for v in column]
+        for column in zip(*(row[:4] for row in rows))
+    ]
     hops = {hop: [v for v in column if not math.isnan(v)] for hop, column in zip(HOPS, ms[1:])}
     if rate is None:
         return Run(

@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk", type=int, nargs="*", default=[20_000, 100_000])
     parser.add_argument("--rates", type=float, nargs="*", default=[100, 500, 1000])
     parser.add_argument(
-        "--steady-seconds", type=float, default=float(env("BENCH_STEADY_SECONDS", "60"))
+        "--steady-seconds", type=float, default=float(env("BENCH_STEADY_SECONDS", "45"))
     )
     parser.add_argument(
         "--bridge-seconds", type=float, default=float(env("BENCH_BRIDGE_SECONDS", "15"))

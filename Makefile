@@ -80,9 +80,9 @@ deploy-model: ## serve a stored model (TAG=car_price_xgb:…, default newest; FO
 rescore: ## re-price every listing with the serving model (Debezium incremental snapshot)
 	@$(PY) -m stack.rescore
 
-bench: bench-model bench-pipeline ## every benchmark, printed as tables
+bench: bench-pipeline ## the pipeline benchmark: one table, raw JSON and a latency CDF in reports/bench/
 
-bench-pipeline: ## insert→prediction latency and throughput, memory per component
+bench-pipeline: ## bulk and steady rates, per-hop latency, seed-style bridge, RSS (BENCH_STEADY_SECONDS=45)
 	@$(PY) -m stack.bench
 
 bench-model: ## latency and throughput of the running BentoML service

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
+from stack.bench import percentile
 from stack.settings import BentoMLSettings
 
 MODELS = [
@@ -84,12 +85,12 @@ def measure(client: httpx.Client, batch: int, requests: int, warmup: int = 5) ->
         response.raise_for_status()
         if len(response.json()) != batch:
             raise SystemExit(f"expected {batch} predictions, got {len(response.json())}")
-    ms = np.array(timings) * 1000
+    ms = [t * 1000 for t in timings]
     return Result(
         batch,
         requests,
-        float(np.percentile(ms, 50)),
-        float(np.percentile(ms, 99)),
+        percentile(ms, 50),
+        percentile(ms, 99),
         batch / statistics.fmean(timings),
     )
 

@@ -1,22 +1,295 @@
-"""`make bench-pipeline`: end-to-end latency and throughput of the running pipeline, and
-the memory each component holds. A benchmark, not a test: it prints tables.
+"""`make bench`: how fast the running pipeline prices listings, where the time goes, and
+how it compares with the seed project's per-message bridge. A benchmark, not a test: it
+prints one table and writes the raw numbers (bench.json) and a latency CDF per run
+(latency_cdf.png) under reports/bench/.
 
-Latency is measured by the database itself: `written_at - source_committed_at` on
-`tbl_price_prediction` (commit of the listing → prediction row written by the sink).
+- bulk N: N listings in one `COPY`, one transaction; rate = N / (commit → last prediction
+  row written);
+- steady R/s: one listing per transaction at R listings/s for `--steady-seconds`;
+- latency = written_at − created_at, both from the database's clock; per hop: commit
+  (Debezium source.ts_ms) → consumed by the transformer → BentoML's reply → written_at;
+- bridge: the seed's style on the same stack, measured in the same run: poll one CDC event,
+  POST one listing, produce one record, flush (own consumer group, own scratch topic).
+
+Listings are rows of FORD_CSV read at run time. Their ids are reserved from the table's
+sequence first, so the bench knows exactly which rows are its own; it deletes them at the
+end of each run, waits until the pipeline has removed their predictions, then removes
+their deletion traces (tbl_price_prediction_deleted).
 """
 
 from __future__ import annotations
 
-import statistics
+import argparse
+import csv
+import itertools
+import json
+import math
+import os
+import sys
 import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import httpx
 import psycopg
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import ValidationError
 
+from model.api_schema import Listing
+from model.data import CSV_COLUMNS
+from stack import readiness
 from stack.settings import StackSettings
 from stack.supervisor import Supervisor
+from transformer.events import Invalid, parse
 
-COLUMNS = "model, year, price, transmission, mileage, fuel_type, tax, mpg, engine_size"
+COLUMNS = "id, model, year, price, transmission, mileage, fuel_type, tax, mpg, engine_size"
+PER_WRITER = 125  # listings/s per steady-rate connection
+HOPS = ("source→consume", "consume→reply", "reply→written")
+ROW_TIMES = """
+    SELECT extract(epoch FROM p.written_at - c.created_at),
+           extract(epoch FROM p.consumed_at - p.source_committed_at),
+           extract(epoch FROM p.replied_at - p.consumed_at),
+           extract(epoch FROM p.written_at - p.replied_at),
+           extract(epoch FROM p.source_committed_at), extract(epoch FROM p.written_at),
+           p.status
+    FROM tbl_price_prediction p JOIN tbl_car_price c ON c.id = p.car_id
+    WHERE p.car_id = ANY(%s)"""
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of unsorted values: always a measured value."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+@dataclass
+class Run:
+    """One measured scenario; times in ms, rate in listings/s."""
+
+    name: str
+    listings: int
+    rate: float
+    latency_ms: list[float] = field(default_factory=list)
+    hops_ms: dict[str, list[float]] = field(default_factory=dict)
+    first_ms: float | None = None  # bulk: commit → first prediction row
+
+    def summary(self) -> dict[str, float]:
+        out = {f"{k}_ms": percentile(self.latency_ms, q) for k, q in (("p50", 50), ("p99", 99))}
+        out["max_ms"] = max(self.latency_ms, default=math.nan)
+        for hop, values in self.hops_ms.items():
+            out |= {
+                f"{hop} p50_ms": percentile(values, 50),
+                f"{hop} p99_ms": percentile(values, 99),
+            }
+        return out
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:,.0f}"
+
+
+def format_table(runs: list[Run], notes: Iterable[str] = ()) -> str:
+    """The one table `make bench` prints: a line per run, then the notes."""
+    hops = "".join(f" {hop + ' p50/p99':>25}" for hop in HOPS)
+    header = f"{'run':<20} {'listings':>9} {'listings/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+    header += f"{'max ms':>8}{hops}"
+    lines = [header, "-" * len(header)]
+    for run in runs:
+        s = run.summary()
+        hops = [_ms(s.get(f"{hop} p{q}_ms", math.nan)) for hop in HOPS for q in (50, 99)]
+        cells = "".join(f" {p50:>12}/{p99:<12}" for p50, p99 in zip(hops[::2], hops[1::2]))
+        lines.append(
+            f"{run.name:<20} {run.listings:>9,} {run.rate:>10,.0f} {_ms(s['p50_ms']):>8} "
+            f"{_ms(s['p99_ms']):>8} {_ms(s['max_ms']):>8}{cells}"
+        )
+    return "\n".join(lines + ["-" * len(header), *notes])
+
+
+def ford_listings(path: Path) -> list[tuple]:
+    """The CSV's rows as table rows (COLUMNS but id), only those the table accepts."""
+    rows = []
+    with path.open(newline="") as handle:
+        for raw in csv.DictReader(handle):
+            model, year, price, transmission, mileage, fuel, tax, mpg, engine = map(
+                raw.get, CSV_COLUMNS
+            )
+            listing = dict(model=model.strip(), year=int(year), transmission=transmission,
+                           mileage=int(float(mileage)), fuel_type=fuel, tax=int(float(tax)),
+                           mpg=float(mpg), engine_size=float(engine))  # fmt: skip
+            try:
+                Listing.model_validate(listing)
+            except ValidationError:
+                continue  # e.g. the file's year 2060
+            listing["price"] = int(float(price))
+            rows.append(tuple(listing[name] for name in COLUMNS.split(", ")[1:]))
+    if not rows:
+        raise SystemExit(f"no usable listing in {path}")
+    return rows
+
+
+def _reserve_ids(db: psycopg.Connection, count: int) -> list[int]:
+    """Ids only this bench will use: taken from the table's own sequence."""
+    return [
+        row[0]
+        for row in db.execute(
+            "SELECT nextval(pg_get_serial_sequence('tbl_car_price', 'id')) "
+            "FROM generate_series(1, %s)",
+            (count,),
+        ).fetchall()
+    ]
+
+
+def _wait_priced(
+    db: psycopg.Connection, ids: list[int], timeout: float, each: Callable[[], None] = lambda: None
+) -> None:
+    """Until every listing has its prediction row; `each` runs between polls."""
+    deadline, done = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        each()
+        done = db.execute(
+            "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+        ).fetchone()[0]
+        if done == len(ids):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(
+        f"only {done:,}/{len(ids):,} listings priced after {timeout:.0f}s: is the pipeline "
+        "running? (`make status`, .state/logs/)"
+    )
+
+
+def _measure(db: psycopg.Connection, name: str, ids: list[int], rate: float | None) -> Run:
+    """The run's numbers from the tables; rate None: bulk, N / (commit → last row)."""
+    rows = db.execute(ROW_TIMES, (ids,)).fetchall()
+    refused = sum(1 for row in rows if row[6] != "priced")
+    if refused:
+        print(f"warning: {refused} of {name}'s listings were refused", file=sys.stderr)
+    commit = min(float(row[4]) for row in rows)
+    written = [float(row[5]) for row in rows]
+    ms = [
+        [math.nan if v is None else float(v) * 1000 for v in column]
+        for column in zip(*(row[:4] for row in rows))
+    ]
+    hops = {hop: [v for v in column if not math.isnan(v)] for hop, column in zip(HOPS, ms[1:])}
+    if rate is None:
+        return Run(
+            name,
+            len(ids),
+            len(ids) / max(max(written) - commit, 1e-3),
+            ms[0],
+            hops,
+            first_ms=(min(written) - commit) * 1000,
+        )
+    return Run(name, len(ids), rate, ms[0], hops)
+
+
+def _cleanup(db: psycopg.Connection, ids: list[int], timeout: float) -> None:
+    """Delete the listings; once the pipeline has removed their predictions, their traces."""
+    db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
+    deadline = time.monotonic() + timeout
+    while db.execute(
+        "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+    ).fetchone()[0]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"predictions of deleted bench listings still there after {timeout}s"
+            )
+        time.sleep(0.5)
+    db.execute("DELETE FROM tbl_price_prediction_deleted WHERE car_id = ANY(%s)", (ids,))
+
+
+def bulk(db: psycopg.Connection, rows: list[tuple], count: int, sample: Callable) -> Run:
+    ids = _reserve_ids(db, count)
+    try:
+        with (
+            db.transaction(),
+            db.cursor().copy(f"COPY tbl_car_price ({COLUMNS}) FROM STDIN") as copy,
+        ):
+            for car_id, row in zip(ids, itertools.cycle(rows)):
+                copy.write_row((car_id, *row))
+        _wait_priced(db, ids, timeout=60 + count / 500, each=sample)
+        return _measure(db, f"bulk {count:,}", ids, None)
+    finally:
+        _cleanup(db, ids, timeout=60 + count / 500)
+
+
+def steady(db: psycopg.Connection, rows: list[tuple], rate: float, seconds: float) -> Run:
+    """One listing per transaction at `rate`/s for `seconds`, from a few connections (one
+    commit waits for its WAL flush, so one connection alone tops out at a few hundred/s)."""
+    ids = _reserve_ids(db, math.ceil(rate * seconds))
+    insert = f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES ({', '.join(['%s'] * 10)})"
+    writers, started = math.ceil(rate / PER_WRITER), time.monotonic() + 0.1
+
+    def write(first: int) -> list[int]:  # listings first, first + writers, ... on schedule
+        sent = []
+        with psycopg.connect(db.info.dsn, password=db.info.password, autocommit=True) as conn:
+            for i in range(first, len(ids), writers):
+                time.sleep(max(0.0, started + i / rate - time.monotonic()))
+                if time.monotonic() - started >= seconds:
+                    break
+                conn.execute(insert, (ids[i], *rows[i % len(rows)]), prepare=True)
+                sent.append(ids[i])
+        return sent
+
+    with ThreadPoolExecutor(writers) as pool:
+        futures = [pool.submit(write, first) for first in range(writers)]
+        done = [f.result() for f in futures if f.exception() is None]
+    sent = [car_id for part in done for car_id in part]
+    try:
+        if len(done) < writers:
+            raise next(f.exception() for f in futures if f.exception() is not None)
+        achieved = len(sent) / (time.monotonic() - started)
+        _wait_priced(db, sent, timeout=120)
+        return _measure(db, f"steady {rate:,.0f}/s", sent, achieved)
+    finally:
+        _cleanup(db, sent, timeout=120)
+
+
+def bridge(settings: StackSettings, seconds: float) -> Run:
+    """The seed's loop on the same stack: one event → one POST → one produce + flush."""
+    kafka = settings.kafka
+    topic, group = f"bench.bridge.{uuid.uuid4().hex[:8]}", f"bench-bridge-{uuid.uuid4().hex}"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 4})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    priced, started = 0, None
+    try:
+        consumer.subscribe([kafka.cdc_topic])
+        with httpx.Client(base_url=settings.services.bentoml_url, timeout=10) as client:
+            while started is None or time.monotonic() - started < seconds:
+                message = consumer.poll(10)
+                if message is None:
+                    raise TimeoutError(f"no CDC event on {kafka.cdc_topic} for 10 s")
+                started = started or time.monotonic()
+                try:
+                    event = parse(message.key(), message.value())
+                except Invalid:
+                    continue
+                if event.listing is None:
+                    continue  # a delete, a tombstone or a listing the model refuses
+                answer = client.post("/predict", json={"listings": [event.listing]})
+                answer.raise_for_status()
+                producer.produce(topic, answer.content, message.key())
+                producer.flush(10)
+                priced += 1
+        return Run(f"seed bridge {seconds:.0f} s", priced, priced / (time.monotonic() - started))
+    finally:
+        consumer.close()
+        admin.delete_topics([topic])[topic].result(timeout=30)
+        admin.delete_consumer_groups([group])[group].result(timeout=30)
 
 
 def _rss_kib(pid: int) -> int:
@@ -36,135 +309,105 @@ def _rss_kib(pid: int) -> int:
     return total
 
 
+def rss_mib(settings: StackSettings) -> dict[str, float]:
+    """RSS per supervised component (with its children), in MiB."""
+    return {p.name: _rss_kib(p.pid) / 1024 for p in Supervisor(settings).processes() if p.pid}
+
+
 def memory_table(settings: StackSettings) -> None:
-    supervisor = Supervisor(settings)
-    rows = [(p.name, _rss_kib(p.pid)) for p in supervisor.processes() if p.pid]
-    print(f"\n{'component':<12} {'RSS MiB':>8}")
-    print("-" * 21)
-    for name, kib in rows:
-        print(f"{name:<12} {kib / 1024:>8.0f}")
-    print(f"{'total':<12} {sum(kib for _, kib in rows) / 1024:>8.0f}")
+    rows = rss_mib(settings)
+    print(f"\n{'component':<12} {'RSS MiB':>8}\n" + "-" * 21)
+    for name, mib in rows.items():
+        print(f"{name:<12} {mib:>8.0f}")
+    print(f"{'total':<12} {sum(rows.values()):>8.0f}")
 
 
-def _listing(i: int) -> tuple:
-    models = ("Fiesta", "Focus", "Kuga", "EcoSport", "Puma")
-    return (
-        models[i % 5],
-        2012 + i % 9,
-        6000 + i % 9000,
-        ("Manual", "Automatic")[i % 2],
-        1000 + (i * 7919) % 90000,
-        ("Petrol", "Diesel")[i % 2],
-        145,
-        45.0 + i % 20,
-        (1.0, 1.5, 2.0)[i % 3],
+def plot_cdf(runs: list[Run], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for run in runs:
+        ordered = sorted(run.latency_ms)
+        axes.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=run.name)
+    axes.set(
+        xscale="log",
+        xlabel="commit → prediction row, ms (written_at − created_at)",
+        ylabel="fraction of listings",
+        title="Pipeline latency CDF per run",
     )
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
 
 
-def _measure(conn: psycopg.Connection, ids: list[int], timeout: float) -> tuple[list[float], float]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = conn.execute(
-            "SELECT extract(epoch FROM written_at - source_committed_at), "
-            "extract(epoch FROM written_at) FROM tbl_price_prediction WHERE car_id = ANY(%s)",
-            (ids,),
-        ).fetchall()
-        if len(rows) == len(ids):
-            latencies = [float(row[0]) for row in rows]
-            return latencies, max(float(row[1]) for row in rows)
-        time.sleep(0.2)
-    raise TimeoutError(f"only {len(rows)}/{len(ids)} predictions after {timeout}s")
-
-
-def pipeline_table(settings: StackSettings) -> None:
-    pg = settings.postgres
-    print(f"\n{'scenario':<34} {'rows':>5} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'rows/s':>8}")
-    print("-" * 73)
-    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-        for label, count, per_tx in (
-            ("1 listing per transaction, x20", 20, 1),
-            ("500 listings in one transaction", 500, 500),
-            ("2,000 listings in one transaction", 2000, 2000),
-        ):
-            ids: list[int] = []
-            started = time.time()
-            for first in range(0, count, per_tx):
-                with conn.transaction():
-                    for i in range(first, first + per_tx):
-                        ids.append(
-                            conn.execute(
-                                f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES "
-                                "(%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                                _listing(i),
-                            ).fetchone()[0]
-                        )
-                if per_tx == 1:
-                    time.sleep(0.25)  # arrivals spread out, as sellers do
-            try:
-                latencies, last_written = _measure(conn, ids, timeout=180)
-            finally:
-                conn.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
-            latencies.sort()
-            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-            # throughput only means something when the rows arrive together
-            rate = (
-                f"{count / max(last_written - started, 1e-6):>8.0f}" if per_tx > 1 else f"{'-':>8}"
-            )
-            print(
-                f"{label:<34} {count:>5} {statistics.median(latencies):>7.2f} {p99:>7.2f} "
-                f"{latencies[-1]:>7.2f} {rate}"
-            )
-
-
-def _insert(conn: psycopg.Connection, first: int, count: int) -> list[int]:
-    with conn.transaction():
-        return [
-            conn.execute(
-                f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES "
-                "(%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                _listing(i),
-            ).fetchone()[0]
-            for i in range(first, first + count)
-        ]
-
-
-def _live_latencies(conn: psycopg.Connection, count: int = 20) -> list[float]:
-    """Latency of `count` single-listing inserts, 0.25 s apart, sorted."""
-    ids = []
-    for i in range(count):
-        ids += _insert(conn, i, 1)
-        time.sleep(0.25)
-    try:
-        return sorted(_measure(conn, ids, timeout=180)[0])
-    finally:
-        conn.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
-
-
-def rescore_table(settings: StackSettings, table_rows: int = 5000) -> None:
-    """Live latency while `make rescore` re-prices a table of `table_rows` listings."""
-    from stack.rescore import request_snapshot
-
-    print(f"\nlive listings (x20, 0.25 s apart) {'p50 s':>7} {'max s':>7}")
-    print("-" * 50)
-    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
-        background = _insert(conn, 0, table_rows)
-        try:
-            _measure(conn, background, timeout=300)
-            quiet = _live_latencies(conn)
-            request_snapshot(conn)
-            busy = _live_latencies(conn)
-        finally:
-            conn.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (background,))
-    for label, latencies in (("no rescore", quiet), (f"during a rescore of {table_rows:,}", busy)):
-        print(f"{label:<34} {statistics.median(latencies):>7.2f} {latencies[-1]:>7.2f}")
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stack.bench", description=__doc__.split("\n")[0]
+    )
+    env = os.environ.get
+    parser.add_argument("--bulk", type=int, nargs="*", default=[20_000, 100_000])
+    parser.add_argument("--rates", type=float, nargs="*", default=[100, 500, 1000])
+    parser.add_argument(
+        "--steady-seconds", type=float, default=float(env("BENCH_STEADY_SECONDS", "45"))
+    )
+    parser.add_argument(
+        "--bridge-seconds", type=float, default=float(env("BENCH_BRIDGE_SECONDS", "15"))
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports/bench"))
+    args = parser.parse_args(argv)
     settings = StackSettings()
-    print("Pipeline benchmark: insert → prediction row (written_at - source_committed_at)")
-    pipeline_table(settings)
-    rescore_table(settings)
-    memory_table(settings)
+    for name, check in readiness.CHECKS.items():
+        if (reason := check(settings)) is not None:
+            print(
+                f"{name} is not ready ({reason}); start the stack with `make up`", file=sys.stderr
+            )
+            return 1
+    rows = ford_listings(Path(env("FORD_CSV", "../shared/data/ford.csv")))
+    peak: dict[str, float] = {}
+
+    def sample() -> None:  # the whole stack's largest RSS seen while bulk runs
+        now = rss_mib(settings)
+        if sum(now.values()) > sum(peak.values()):
+            peak.clear()
+            peak.update(now)
+
+    started = time.monotonic()
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as db:
+        runs = [bulk(db, rows, count, sample) for count in args.bulk]
+        seed = bridge(settings, args.bridge_seconds) if args.bridge_seconds > 0 else None
+        runs += [steady(db, rows, rate, args.steady_seconds) for rate in args.rates]
+    notes = [
+        f"bulk {r.name[5:]}: first prediction {r.first_ms:,.0f} ms after commit"
+        for r in runs
+        if r.first_ms is not None
+    ]
+    fastest = max((r.rate for r in runs if r.first_ms is not None), default=None)
+    if seed is not None:
+        notes.append(
+            f"seed-style bridge: {seed.rate:,.0f} listings/s over "
+            f"{args.bridge_seconds:.0f} s ({seed.listings:,} events)"
+        )
+        if fastest:
+            notes.append(f"bulk / bridge: {fastest / max(seed.rate, 1e-9):,.1f}x")
+    if peak:
+        parts = ", ".join(f"{name} {mib:,.0f}" for name, mib in peak.items())
+        notes.append(f"RSS MiB at the bulk peak: {parts}; total {sum(peak.values()):,.0f}")
+    notes.append(f"whole bench: {time.monotonic() - started:,.0f} s")
+    print(format_table(runs + ([seed] if seed else []), notes))
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "runs": [asdict(r) | {"summary": r.summary()} for r in runs],
+        "bridge": seed and asdict(seed),
+        "rss_peak_mib": peak,
+        "args": vars(args),
+    }
+    (args.out / "bench.json").write_text(json.dumps(report, default=str))
+    plot_cdf(runs, args.out / "latency_cdf.png")
+    print(f"raw numbers: {args.out / 'bench.json'}; latency CDF: {args.out / 'latency_cdf.png'}")
     return 0
 
 

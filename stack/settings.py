@@ -158,7 +158,7 @@ class StackSettings(_FromEnv):
     # Adminer needs no privilege at all: as root it runs as this user.
     adminer_os_user: str = "www-data"
     kafka_heap_opts: str = "-Xms128m -Xmx512m"
-    connect_heap_opts: str = "-Xms128m -Xmx768m"
+    connect_heap_opts: str = "-Xms128m -Xmx512m"
     # Scale-out on the distributed parts: transformers in one consumer group, Connect
     # workers in one Connect cluster. Instance n > 1 is the program `<name>-n`, with the
     # port CONNECT_PORT + n - 1 (REST) or TRANSFORMER_METRICS_PORT + n - 1 (/metrics).

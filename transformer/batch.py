@@ -10,6 +10,7 @@ so the table still records the deletion (records.py).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -37,6 +38,7 @@ class Batch:
     changes: list[tuple[Message, Event]] = field(default_factory=list)  # newest per listing
     dead: list[DeadLetter] = field(default_factory=list)
     kinds: Counter[str] = field(default_factory=Counter)  # events by kind, for the metrics
+    consumed_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)  # per-hop
 
     def partitions(self) -> set[Partition]:
         return {partition_of(message) for message in self.messages}

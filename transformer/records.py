@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -30,6 +31,8 @@ HEADROOM = 64 * 1024  # our headers and the record batch overhead, under the top
 KEEP_KEY_BYTES = 1024  # a trimmed dead letter's key
 Timestamp = "org.apache.kafka.connect.data.Timestamp"
 Out = tuple[Message, "Record", str]  # (source message, record, metrics label)
+# per-hop times (epoch ms): the change's commit, the batch consumed, BentoML's reply
+HOPS = ("source_committed_at", "consumed_at", "replied_at")
 
 
 def _field(field: str, kind: str, optional: bool = False, **logical: Any) -> dict[str, Any]:
@@ -50,7 +53,7 @@ VALUE_SCHEMA = _struct(
     _field("reason", "string", True),
     _field("refused_field", "string", True),
     _field("source_lsn", "int64", True),
-    _field("source_committed_at", "int64", True, name=Timestamp, version=1),
+    *(_field(name, "int64", True, name=Timestamp, version=1) for name in HOPS),
 )
 
 
@@ -72,14 +75,19 @@ def prediction_key(car_id: int) -> bytes:
     return _dumps({"schema": KEY_SCHEMA, "payload": {"car_id": car_id}})
 
 
-def prediction_value(event: Event, answer: PricePrediction | Refusal | None) -> bytes:
-    """The record for `event`: priced, refused, or (answer None) deleted."""
+def prediction_value(
+    event: Event, answer: PricePrediction | Refusal | None, hops: tuple[int, int] | None = None
+) -> bytes:
+    """The record for `event`: priced, refused, or (answer None) deleted; `hops` are the
+    (consumed, replied) epoch ms the bench reads per hop."""
     payload: dict[str, Any] = {"car_id": event.car_id, "status": "deleted"}
     if isinstance(answer, PricePrediction):
         payload |= {"status": "priced", **answer.model_dump()}
     elif isinstance(answer, Refusal):
         payload |= {"status": "refused", "reason": answer.reason, "refused_field": answer.field}
     payload |= {"source_committed_at": event.source_ts_ms, "source_lsn": event.source_lsn}
+    if hops is not None:
+        payload |= dict(zip(HOPS[1:], hops, strict=True))
     return _dumps({"schema": VALUE_SCHEMA, "payload": payload})
 
 
@@ -112,19 +120,26 @@ def for_batch(
     price, in order; `topics` are (predictions, dlq). A record that cannot be built sends
     its message to the DLQ as `internal_error`."""
     out = [(d.message, dead_letter(topics[1], d, limit), d.reason.value) for d in batch.dead]
-    priced = iter(answers)
+    priced, hops = iter(answers), (batch.consumed_ms, time.time_ns() // 1_000_000)
     for message, event in batch.changes:
         answer = next(priced) if event.listing is not None else event.refused
         try:
-            out += _records(message, event, answer, topics, limit)
+            out += _records(message, event, answer, topics, limit, hops)
         except Exception as exc:
             letter = DeadLetter(message, Reason.INTERNAL_ERROR, repr(exc))
             out.append((message, dead_letter(topics[1], letter, limit), letter.reason.value))
-    return out
+    # tombstones last (after their key's deletion still): the sink then writes a batch's
+    # upserts and deletes as two JDBC batches, not one transaction per alternating record
+    return sorted(out, key=lambda item: item[2] == "tombstone")
 
 
 def _records(
-    message: Message, event: Event, answer: Any, topics: tuple[str, str], limit: int
+    message: Message,
+    event: Event,
+    answer: Any,
+    topics: tuple[str, str],
+    limit: int,
+    hops: tuple[int, int],
 ) -> list[Out]:
     predictions, dlq = topics
     key = prediction_key(event.car_id)
@@ -135,7 +150,7 @@ def _records(
         out.append((message, Record(predictions, key, None), "tombstone"))
     if event.kind in ("delete", "tombstone"):
         return out
-    value = prediction_value(event, answer)
+    value = prediction_value(event, answer, hops)
     if not isinstance(answer, Refusal):
         return [(message, Record(predictions, key, value), "prediction")]
     letter = dead_letter(dlq, DeadLetter(message, answer.code, answer.reason), limit)

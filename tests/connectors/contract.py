@@ -37,11 +37,9 @@ VALUE_SCHEMA: dict[str, Any] = {
         _field("reason", "string"),
         _field("refused_field", "string"),
         _field("source_lsn", "int64"),
-        _field(
-            "source_committed_at",
-            "int64",
-            name="org.apache.kafka.connect.data.Timestamp",
-            version=1,
+        *(
+            _field(name, "int64", name="org.apache.kafka.connect.data.Timestamp", version=1)
+            for name in ("source_committed_at", "consumed_at", "replied_at")
         ),
     ],
 }

@@ -26,7 +26,8 @@ def _value(car_id: int, price: float, committed_ms: int) -> bytes:
         price_high=price * 1.1,
         model_version="car_price_xgb:test",
     )
-    return prediction_value(Event(car_id, "update", source_ts_ms=committed_ms), prediction)
+    event = Event(car_id, "update", source_ts_ms=committed_ms)
+    return prediction_value(event, prediction, hops=(committed_ms + 5, committed_ms + 9))
 
 
 def connector_state_of(settings: StackSettings, name: str) -> ConnectorState:
@@ -38,8 +39,8 @@ def connector_state_of(settings: StackSettings, name: str) -> ConnectorState:
 
 def _rows(db: psycopg.Connection, car_id: int) -> list[tuple]:
     return db.execute(
-        "SELECT predicted_price, model_version, source_committed_at, written_at "
-        "FROM tbl_price_prediction WHERE car_id = %s",
+        "SELECT predicted_price, model_version, source_committed_at, written_at, "
+        "consumed_at, replied_at FROM tbl_price_prediction WHERE car_id = %s",
         (car_id,),
     ).fetchall()
 
@@ -55,9 +56,11 @@ def test_upsert_then_newer_value_then_tombstone(
     producer.flush(10)
     rows = wait_for(lambda: _rows(db, car_id), timeout=30)
     assert len(rows) == 1
-    price, version, committed_at, written_at = rows[0]
+    price, version, committed_at, written_at, consumed_at, replied_at = rows[0]
     assert price == 10500.0 and version == "car_price_xgb:test"
     assert abs(committed_at.timestamp() * 1000 - committed_ms) < 1, "source time kept to the ms"
+    hops = [round((t - committed_at).total_seconds() * 1000) for t in (consumed_at, replied_at)]
+    assert hops == [5, 9], "the per-hop times (migration 0006) are written too"
     assert written_at >= committed_at
 
     newer = _value(car_id, 9900.0, committed_ms + 1)

@@ -80,9 +80,18 @@ def test_upgrade_downgrade_upgrade(stack_ready: StackSettings, scratch_database)
             "ORDER BY tablename"
         ).fetchall()
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        hops = conn.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'tbl_price_prediction' AND column_name IN "
+            "('consumed_at', 'replied_at') ORDER BY 1"
+        ).fetchall()
     # the listings, Debezium's signal table (make rescore) and its heartbeat, nothing else
     assert publication == [("dbz_heartbeat",), ("debezium_signal",), ("tbl_car_price",)]
     assert version is not None
+    # per-hop times (migration 0006): nullable, older records and deletions carry none
+    assert hops == [
+        (name, "timestamp with time zone", "YES") for name in ("consumed_at", "replied_at")
+    ]
 
 
 def test_upgrade_keeps_stored_rows_that_break_a_new_rule_and_names_them(

@@ -54,6 +54,8 @@ def test_value_schema_and_payload() -> None:
         "refused_field": ("string", True),
         "source_lsn": ("int64", True),
         "source_committed_at": ("int64", True),
+        "consumed_at": ("int64", True),
+        "replied_at": ("int64", True),
     }
     assert value["schema"] == contract.VALUE_SCHEMA, "what the sink tests hold the table to"
     assert json.loads(prediction_key(1))["schema"] == contract.KEY_SCHEMA
@@ -142,6 +144,7 @@ def test_every_message_of_a_batch_gets_its_record(change: MessageOf, message: Me
     assert priced.key == prediction_key(1)
     payload = json.loads(priced.value)["payload"]
     assert (payload["source_committed_at"], payload["source_lsn"]) == (1_700_000_000_001, 5_000_001)
+    assert batch.consumed_ms <= payload["consumed_at"] <= payload["replied_at"], "per-hop times"
     _, refused, _ = out[2]
     assert json.loads(refused.value)["payload"]["reason"] == "mileage: too low"
     _, letter, _ = out[3]
@@ -195,3 +198,18 @@ def test_a_record_that_cannot_be_built_is_an_internal_error(change: MessageOf) -
     assert [label for _, _, label in out] == ["internal_error", "prediction"]
     headers = dict(out[0][1].headers)
     assert b"ValueError" in headers["dlq.error"] and out[0][1].topic == "dlq"
+
+
+def test_tombstones_come_after_every_deletion_so_the_sink_batches_them(
+    change: MessageOf, message: MessageOf
+) -> None:
+    pairs = [
+        (change("d", i, offset=2 * i), message(None, key_of(i), offset=2 * i + 1))
+        for i in (1, 2, 3)
+    ]
+    batch = build([m for pair in pairs for m in pair])
+
+    out = for_batch(batch, [], TOPICS, LIMIT)
+
+    assert [label for _, _, label in out] == ["deleted"] * 3 + ["tombstone"] * 3
+    assert [r.key for _, r, _ in out] == [prediction_key(i) for i in (1, 2, 3)] * 2

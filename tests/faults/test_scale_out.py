@@ -53,9 +53,7 @@ def group_assignment(settings: StackSettings) -> dict[str, int]:
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     group_id = TransformerSettings().transformer_group_id
     group = admin.describe_consumer_groups([group_id])[group_id].result(timeout=10)
-    return {
-        member.member_id: len(member.assignment.topic_partitions) for member in group.members
-    }
+    return {member.member_id: len(member.assignment.topic_partitions) for member in group.members}
 
 
 def task_workers(settings: StackSettings) -> set[str]:
@@ -125,7 +123,5 @@ def test_one_of_two_connect_workers_killed(scaled_out: StackSettings, load: Load
     wait_for_program(supervisor, "connect-2", old)
     wait_for(lambda: instance_ready(scaled_out, "connect-2") is None, timeout=120)
     # the returning worker triggers one more rebalance (the connector moves back)
-    wait_for(
-        lambda: all(s.running for s in connectors.all_states(scaled_out.connect)), timeout=60
-    )
+    wait_for(lambda: all(s.running for s in connectors.all_states(scaled_out.connect)), timeout=60)
     assert_healed(scaled_out, verdict)

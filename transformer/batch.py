@@ -8,8 +8,6 @@ must not follow a delete. A tombstone right after its delete keeps the delete's 
 so the table still records the deletion (records.py).
 """
 
-from __future__ import annotations
-
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -38,9 +36,6 @@ class Batch:
     dead: list[DeadLetter] = field(default_factory=list)
     kinds: Counter[str] = field(default_factory=Counter)  # events by kind, for the metrics
 
-    def partitions(self) -> set[Partition]:
-        return {partition_of(message) for message in self.messages}
-
     def next_offsets(self) -> dict[Partition, int]:
         """What to commit: the last consumed offset + 1 per partition (Kafka's convention)."""
         return {partition_of(m): int(m.offset() or 0) + 1 for m in self.messages}
@@ -52,13 +47,11 @@ def build(messages: list[Message]) -> Batch:
     for message in messages:
         try:
             event = parse(message.key(), message.value())
-        except Invalid as invalid:
+        except Exception as exc:  # Invalid says why; anything else is a bug, costing one message
+            bug = not isinstance(exc, Invalid)
+            reason = Reason.INTERNAL_ERROR if bug else exc.reason
+            batch.dead.append(DeadLetter(message, reason, repr(exc) if bug else str(exc)))
             batch.kinds["invalid"] += 1
-            batch.dead.append(DeadLetter(message, invalid.reason, str(invalid)))
-            continue
-        except Exception as exc:  # a bug must cost one message, not the pipeline
-            batch.kinds["invalid"] += 1
-            batch.dead.append(DeadLetter(message, Reason.INTERNAL_ERROR, repr(exc)))
             continue
         batch.kinds[event.kind] += 1
         _, older = newest.pop(event.car_id, (None, None))  # re-inserted: keeps consumed order

@@ -5,9 +5,8 @@ listing at all (`Reason`: the DLQ header and metrics label). A listing whose row
 the model's own request schema (model/api_schema.py) is `refused` here, without a call.
 """
 
-from __future__ import annotations
-
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -16,10 +15,8 @@ from pydantic import ValidationError
 
 from model.api_schema import Listing
 
-LISTING_FIELDS = tuple(Listing.model_fields)
 KINDS = {"c": "create", "r": "read", "u": "update", "d": "delete"}  # op -> metrics label
 INT64 = range(-(2**63), 2**63)  # car_id and source_lsn are bigint columns
-REASON_CHARS = 300
 
 
 class Reason(StrEnum):
@@ -49,14 +46,10 @@ class Refusal:
     code: Reason = Reason.REJECTED_BY_MODEL  # the DLQ copy's reason
 
 
-def refusal(errors: list[dict[str, Any]], skip: int = 0, code: Reason | None = None) -> Refusal:
-    """The first pydantic error as a Refusal; `skip` drops the loc's leading parts."""
-    if not errors:
-        return Refusal("refused by the model")
-    loc = [str(part) for part in errors[0].get("loc", ())][skip:]
-    field = ".".join(loc)[:100] or None
-    text = f"{field}: {errors[0].get('msg')}" if field else str(errors[0].get("msg"))
-    return Refusal(text[:REASON_CHARS], field, code or Reason.REJECTED_BY_MODEL)
+def refusal(loc: Sequence[Any], msg: str, code: Reason = Reason.REJECTED_BY_MODEL) -> Refusal:
+    """A pydantic error (its `loc` below the listing, and `msg`) as a Refusal."""
+    field = ".".join(map(str, loc))[:100] or None
+    return Refusal((f"{field}: {msg}" if field else msg)[:300], field, code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +88,12 @@ def parse(key: bytes | None, value: bytes | None) -> Event:
     ts_ms, lsn = _id(source, "ts_ms"), _id(source, "lsn")
     if op == "d":
         return Event(car_id, "delete", None, ts_ms, lsn)
-    listing = {name: row.get(name) for name in LISTING_FIELDS}
+    listing = {name: row.get(name) for name in Listing.model_fields}
     try:
         Listing.model_validate(listing)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        why = refusal(list(errors), code=Reason.INVALID_LISTING)
+        error = exc.errors(include_url=False)[0]
+        why = refusal(error["loc"], error["msg"], Reason.INVALID_LISTING)
         return Event(car_id, KINDS[op], None, ts_ms, lsn, why)
     return Event(car_id, KINDS[op], listing, ts_ms, lsn)
 

@@ -7,14 +7,11 @@ harmless because the sink upserts on car_id.
   idempotent producer, and only for partitions owned all along since the batch was
   consumed; records of a partition revoked meanwhile are not produced at all.
 - One message never fails its batch: what cannot be parsed, priced or produced goes to
-  the DLQ (an unexpected exception as `internal_error`, a record the producer refuses,
-  e.g. too large, as a bare note with the dlq.* headers) and the rest goes on.
+  the DLQ (records.py) and the rest goes on.
 - When BentoML fails or a record is not acknowledged, the batch is rewound to the last
   commit and the loop waits with the partitions paused, polling so the consumer stays
   in its group. The wait doubles up to its cap and starts over after a success.
 """
-
-from __future__ import annotations
 
 import logging
 import threading
@@ -26,11 +23,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
-from transformer.batch import Batch, Partition, build, partition_of
+from transformer.batch import Batch, DeadLetter, Partition, build, partition_of
 from transformer.events import Reason, Refusal
 from transformer.metrics import Metrics
 from transformer.predictor import Unavailable
-from transformer.records import Record, for_batch
+from transformer.records import Out, Record, dead_letter, for_batch
 from transformer.settings import Settings
 
 log = logging.getLogger("transformer")
@@ -76,7 +73,7 @@ class Pipeline:
         # during a paused wait would otherwise leave the partitions paused for good
         self._resume()
         started, wait_s = time.monotonic(), self.s.transformer_batch_max_wait_ms / 1000
-        messages = self._consume(self.s.transformer_batch_size, wait_s)
+        messages = self._consume(wait_s)
         outcome = self._handle(build(messages), started) if messages else None
         self.metrics.refresh_lag(self.consumer)
         return outcome
@@ -94,14 +91,12 @@ class Pipeline:
         topics = (self.s.predictions_topic, self.s.dlq_topic)
         out = for_batch(batch, answers, topics, self.s.kafka_max_message_bytes)
         out = [item for item in out if partition_of(item[0]) not in self.revoked]
-        error = self._deliver([record for _, record, _ in out])
-        if error is not None:
+        if (error := self._deliver(out)) is not None:
             return self._retry(batch, started, error)
         self.delay = 0.0
         counts = self.metrics.delivered(Counter(label for _, _, label in out), batch.kinds)
         outcome = self._commit(batch)
-        self._rewind(batch.partitions() & self.revoked)  # owned again: re-read what was skipped
-        self._resume()
+        self._rewind(self.revoked & batch.next_offsets().keys())  # owned again: read it again
         return self._log(batch, started, outcome, **counts)
 
     def _predict(self, listings: list[dict[str, Any]]) -> list[Any]:
@@ -118,6 +113,29 @@ class Pipeline:
                 return [Refusal(f"internal error: {exc!r:.200}", None, Reason.INTERNAL_ERROR)]
         return [answer for listing in listings for answer in self._predict([listing])]
 
+    def _deliver(self, out: list[Out]) -> str | None:
+        """Produce, then wait for every acknowledgement; returns the first failure."""
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(error.str())
+
+        for message, record, _ in out:
+            try:
+                self._produce(record, on_delivery)
+            except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: its message, trimmed
+                note = DeadLetter(message, Reason.INTERNAL_ERROR, f"{record.topic}: {exc}")
+                self._produce(dead_letter(self.s.dlq_topic, note, 0), on_delivery)
+        stopping_since = None
+        while self.producer.flush(SLICE_S):
+            self._poll_paused(0)  # a long wait for the broker must not cost our partitions
+            if self.stop.is_set():
+                stopping_since = stopping_since or time.monotonic()
+                if time.monotonic() - stopping_since > self.s.transformer_shutdown_timeout_ms / 1e3:
+                    return "shutdown with records unacknowledged"
+        return failures[0] if failures else None
+
     def _produce(self, record: Record, on_delivery: Callable) -> None:
         topic, key, value, headers = record
         while True:
@@ -127,32 +145,6 @@ class Pipeline:
                 )
             except BufferError:  # the local queue is full: serve reports first
                 self.producer.poll(SLICE_S)
-
-    def _deliver(self, records: list[Record]) -> str | None:
-        """Produce, then wait for every acknowledgement; returns the first failure."""
-        failures: list[str] = []
-
-        def on_delivery(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                failures.append(error.str())
-
-        for record in records:
-            try:
-                self._produce(record, on_delivery)
-            except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: a bare note instead
-                kept = [(n, v) for n, v in record.headers or [] if n.startswith("dlq.source")]
-                note = {"reason": Reason.INTERNAL_ERROR, "error": f"{exc!s:.2000}"}
-                note |= {"topic": record.topic, "original.size": len(record.value or b"")}
-                kept += [(f"dlq.{name}", str(value).encode()) for name, value in note.items()]
-                self._produce(Record(self.s.dlq_topic, None, None, kept), on_delivery)
-        stop_seen = None
-        while self.producer.flush(SLICE_S):
-            self._poll_paused(0)  # a long wait for the broker must not cost our partitions
-            if self.stop.is_set():
-                stop_seen = stop_seen or time.monotonic()
-                if time.monotonic() - stop_seen > self.s.transformer_shutdown_timeout_ms / 1000:
-                    return "shutdown with records unacknowledged"
-        return failures[0] if failures else None
 
     def _commit(self, batch: Batch) -> str:
         offsets = [
@@ -170,10 +162,12 @@ class Pipeline:
 
     def _retry(self, batch: Batch, started: float, error: str) -> str:
         """Rewind the batch to the last commit, then wait, backing off up to the cap."""
-        s = self.s
-        initial, cap = s.transformer_retry_backoff_initial_ms, s.transformer_retry_backoff_max_ms
-        self.delay = min(max(self.delay * 2, initial / 1000), cap / 1000)
-        self._rewind(batch.partitions())
+        initial_ms, cap_ms = (
+            self.s.transformer_retry_backoff_initial_ms,
+            self.s.transformer_retry_backoff_max_ms,
+        )
+        self.delay = min(max(self.delay * 2, initial_ms / 1000), cap_ms / 1000)
+        self._rewind(set(batch.next_offsets()))
         outcome = "retried" if self._wait(self.delay) else "abandoned"
         return self._log(batch, started, outcome, error=error, retry_in_s=self.delay)
 
@@ -201,7 +195,7 @@ class Pipeline:
         meanwhile (so not paused yet) delivers is rewound."""
         self.consumer.pause(self.consumer.assignment())
         first: dict[Partition, int] = {}
-        for message in self._consume(self.s.transformer_batch_size, timeout):
+        for message in self._consume(timeout):
             first.setdefault(partition_of(message), message.offset())
         for partition, offset in first.items():
             self.consumer.seek(TopicPartition(*partition, offset))
@@ -209,11 +203,10 @@ class Pipeline:
     def _resume(self) -> None:
         self.consumer.resume(self.consumer.assignment())
 
-    def _consume(self, count: int, timeout: float) -> list[Message]:
+    def _consume(self, timeout: float) -> list[Message]:
         messages = []
-        for message in self.consumer.consume(count, timeout):
-            error = message.error()
-            if error is None:
+        for message in self.consumer.consume(self.s.transformer_batch_size, timeout):
+            if (error := message.error()) is None:
                 messages.append(message)
             elif error.code() != KafkaError._PARTITION_EOF:
                 self.on_error(error)

@@ -6,8 +6,6 @@ they are refused (a `Refusal` with that field and message) and the rest is sent 
 400 naming none refuses all it was sent).
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +27,6 @@ class Predictor:
     def __init__(self, client: httpx.Client, observe: Callable[[float, str], None]) -> None:
         self._client = client  # base_url and timeout set: BentoML's address
         self._observe = observe  # (seconds, outcome ok/rejected/unavailable) per request
-
-    def close(self) -> None:
-        self._client.close()
 
     def predict(self, listings: list[dict[str, Any]]) -> list[PricePrediction | Refusal]:
         """One answer per listing, in order."""
@@ -70,13 +65,12 @@ class Predictor:
 
 def _named(response: httpx.Response) -> dict[int, Refusal]:
     """The listings a 400 body names (pydantic's `loc`), each with its first error."""
+    named: dict[int, Refusal] = {}
     try:
-        errors = [e for e in response.json()["detail"] if isinstance(e.get("loc"), list)]
+        for error in response.json()["detail"]:
+            loc, msg = error["loc"], str(error.get("msg", "refused by the model"))
+            if len(loc) > 1 and loc[0] == "listings" and type(loc[1]) is int:
+                named.setdefault(loc[1], refusal(loc[2:], msg))
     except (ValueError, KeyError, TypeError, AttributeError):
         return {}
-    named: dict[int, list[dict[str, Any]]] = {}
-    for error in errors:
-        loc = error["loc"]
-        if len(loc) > 1 and loc[0] == "listings" and type(loc[1]) is int:
-            named.setdefault(loc[1], []).append(error)
-    return {index: refusal(found, skip=2) for index, found in named.items()}
+    return named

@@ -12,8 +12,6 @@ headers after the original ones. One that would not fit the topic's max.message.
 is trimmed, with `dlq.original.size` and `dlq.original.sha256` of the value.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -28,30 +26,23 @@ from transformer.events import Event, Reason, Refusal
 MAX_ERROR_CHARS = 2000
 HEADROOM = 64 * 1024  # our headers and the record batch overhead, under the topic limit
 KEEP_KEY_BYTES = 1024  # a trimmed dead letter's key
-Timestamp = "org.apache.kafka.connect.data.Timestamp"
-Out = tuple[Message, "Record", str]  # (source message, record, metrics label)
 
 
-def _field(field: str, kind: str, optional: bool = False, **logical: Any) -> dict[str, Any]:
-    return {"field": field, "type": kind, "optional": optional, **logical}
+def _struct(name: str, fields: str) -> dict[str, Any]:
+    """A Connect struct schema from `field:type` words; a type ending in `?` is optional."""
+    pairs = [word.split(":") for word in fields.split()]
+    kinds = [{"field": f, "type": t.rstrip("?"), "optional": t.endswith("?")} for f, t in pairs]
+    return {"type": "struct", "name": name, "optional": False, "fields": kinds}
 
 
-def _struct(name: str, *fields: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "struct", "name": name, "optional": False, "fields": list(fields)}
-
-
-KEY_SCHEMA = _struct("car_price_predictions.Key", _field("car_id", "int64"))
+KEY_SCHEMA = _struct("car_price_predictions.Key", "car_id:int64")
 VALUE_SCHEMA = _struct(
     "car_price_predictions.Value",
-    _field("car_id", "int64"),
-    _field("status", "string"),
-    *(_field(name, "double", True) for name in ("predicted_price", "price_low", "price_high")),
-    _field("model_version", "string", True),
-    _field("reason", "string", True),
-    _field("refused_field", "string", True),
-    _field("source_lsn", "int64", True),
-    _field("source_committed_at", "int64", True, name=Timestamp, version=1),
+    "car_id:int64 status:string predicted_price:double? price_low:double? price_high:double?"
+    " model_version:string? reason:string? refused_field:string? source_lsn:int64?"
+    " source_committed_at:int64?",
 )
+VALUE_SCHEMA["fields"][-1] |= {"name": "org.apache.kafka.connect.data.Timestamp", "version": 1}
 
 
 class Record(NamedTuple):
@@ -61,6 +52,9 @@ class Record(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] | None = None
+
+
+Out = tuple[Message, Record, str]  # (source message, record, metrics label)
 
 
 def _dumps(document: Any) -> bytes:
@@ -84,24 +78,26 @@ def prediction_value(event: Event, answer: PricePrediction | Refusal | None) -> 
 
 
 def dead_letter(topic: str, letter: DeadLetter, max_bytes: int) -> Record:
+    """The message as it came, or trimmed when it would not fit in `max_bytes` (0: a bare
+    note, for a record the producer refused)."""
     source, error = letter.message, letter.error
     key, value = source.key(), source.value()
     ours = {
-        "dlq.reason": letter.reason,
-        "dlq.error": error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS] + "...",
-        "dlq.source.topic": source.topic(),
-        "dlq.source.partition": source.partition(),
-        "dlq.source.offset": source.offset(),
-        "dlq.failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "reason": letter.reason,
+        "error": error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS] + "...",
+        "source.topic": source.topic(),
+        "source.partition": source.partition(),
+        "source.offset": source.offset(),
+        "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
-    headers = [(str(name), bytes(value or b"")) for name, value in source.headers() or []]
+    headers = [(str(n), bytes(v or b"")) for n, v in source.headers() or []]
     size = len(key or b"") + len(value or b"") + sum(len(n) + len(v) for n, v in headers)
     if size > max_bytes - HEADROOM:  # would not fit: keep a prefix, say what it was
-        ours |= {"dlq.trimmed": "true", "dlq.original.size": len(value or b"")}
-        ours["dlq.original.sha256"] = hashlib.sha256(value or b"").hexdigest()
+        ours |= {"trimmed": "true", "original.size": len(value or b"")}
+        ours["original.sha256"] = hashlib.sha256(value or b"").hexdigest()
         key, headers = key and key[:KEEP_KEY_BYTES], []
         value = value and value[: max(0, max_bytes - HEADROOM - len(key or b""))]
-    headers += [(name, str(value).encode()) for name, value in ours.items()]
+    headers += [(f"dlq.{name}", str(v).encode()) for name, v in ours.items()]
     return Record(topic, key, value, headers)
 
 

@@ -3,8 +3,6 @@ the pipeline. Exits 0 after SIGTERM/SIGINT, 1 on a fatal Kafka error (a restart 
 from the last commit), 2 on invalid configuration.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import signal
@@ -103,8 +101,9 @@ def run() -> int:
     url = f"http://{host}:{server.server_address[1]}/metrics"
     log.info("transformer starting", extra={"event": "config", "metrics": url})
     timeout_s = settings.transformer_request_timeout_ms / 1000
+    client = httpx.Client(base_url=settings.bentoml_url, timeout=timeout_s)
     predictor = Predictor(
-        httpx.Client(base_url=settings.bentoml_url, timeout=timeout_s), metrics.observe_request
+        client, lambda s, outcome: metrics.bentoml_request_seconds.labels(outcome).observe(s)
     )
     pipeline = Pipeline(settings, predictor.predict, metrics, stop)
     callbacks = {"error_cb": pipeline.on_error, "logger": logging.getLogger("transformer.kafka")}
@@ -118,7 +117,7 @@ def run() -> int:
         exit_code = 1
     finally:
         pipeline.consumer.close()  # leaves the group now, not after the session timeout
-        predictor.close()
+        client.close()
         server.shutdown()
     log.info("transformer stopped", extra={"event": "stopped", "exit_code": exit_code})
     return exit_code

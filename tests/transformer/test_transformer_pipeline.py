@@ -389,7 +389,7 @@ def test_a_listing_whose_prediction_raises_is_an_internal_error_alone(
     assert h.metric("transformer_dlq_messages_total", reason="internal_error") == 1
 
 
-def test_a_record_the_producer_refuses_becomes_a_bare_note_in_the_dlq(
+def test_a_record_the_producer_refuses_becomes_a_trimmed_note_in_the_dlq(
     message: MessageOf, change: MessageOf
 ) -> None:
     h = Harness({0: [message(b"x" * 100, key_of(1), offset=0), change("c", 2, offset=1)]})
@@ -406,6 +406,7 @@ def test_a_record_the_producer_refuses_becomes_a_bare_note_in_the_dlq(
 
     note = next(r for r in h.producer.acked if r[0].endswith(".dlq"))
     headers = dict(note[3])
-    assert (note[1], note[2]) == (None, None) and headers["dlq.reason"] == b"internal_error"
+    assert note[2] == b"" and headers["dlq.reason"] == b"internal_error"
+    assert headers["dlq.trimmed"] == b"true" and headers["dlq.source.offset"] == b"0"
     assert b"MSG_SIZE_TOO_LARGE" in headers["dlq.error"] and headers["dlq.original.size"] == b"100"
     assert h.acked_ids() == [2]

@@ -27,7 +27,7 @@ from transformer.batch import Batch, DeadLetter, Partition, build, partition_of
 from transformer.events import Reason, Refusal
 from transformer.metrics import Metrics
 from transformer.predictor import Unavailable
-from transformer.records import Out, Record, dead_letter, for_batch
+from transformer.records import Out, dead_letter, for_batch
 from transformer.settings import Settings
 
 log = logging.getLogger("transformer")
@@ -123,10 +123,11 @@ class Pipeline:
 
         for message, record, _ in out:
             try:
-                self._produce(record, on_delivery)
+                self.producer.produce(**record._asdict(), on_delivery=on_delivery)
             except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: its message, trimmed
                 note = DeadLetter(message, Reason.INTERNAL_ERROR, f"{record.topic}: {exc}")
-                self._produce(dead_letter(self.s.dlq_topic, note, 0), on_delivery)
+                note_record = dead_letter(self.s.dlq_topic, note, 0)
+                self.producer.produce(**note_record._asdict(), on_delivery=on_delivery)
         stopping_since = None
         while self.producer.flush(SLICE_S):
             self._poll_paused(0)  # a long wait for the broker must not cost our partitions
@@ -136,22 +137,9 @@ class Pipeline:
                     return "shutdown with records unacknowledged"
         return failures[0] if failures else None
 
-    def _produce(self, record: Record, on_delivery: Callable) -> None:
-        topic, key, value, headers = record
-        while True:
-            try:
-                return self.producer.produce(
-                    topic, value, key, headers=headers, on_delivery=on_delivery
-                )
-            except BufferError:  # the local queue is full: serve reports first
-                self.producer.poll(SLICE_S)
-
     def _commit(self, batch: Batch) -> str:
-        offsets = [
-            TopicPartition(topic, partition, offset)
-            for (topic, partition), offset in sorted(batch.next_offsets().items())
-            if (topic, partition) not in self.revoked
-        ]
+        owned = sorted((p, o) for p, o in batch.next_offsets().items() if p not in self.revoked)
+        offsets = [TopicPartition(*partition, offset) for partition, offset in owned]
         if not offsets:
             return "revoked"
         try:
@@ -162,11 +150,9 @@ class Pipeline:
 
     def _retry(self, batch: Batch, started: float, error: str) -> str:
         """Rewind the batch to the last commit, then wait, backing off up to the cap."""
-        initial_ms, cap_ms = (
-            self.s.transformer_retry_backoff_initial_ms,
-            self.s.transformer_retry_backoff_max_ms,
-        )
-        self.delay = min(max(self.delay * 2, initial_ms / 1000), cap_ms / 1000)
+        initial_s = self.s.transformer_retry_backoff_initial_ms / 1000
+        cap_s = self.s.transformer_retry_backoff_max_ms / 1000
+        self.delay = min(max(self.delay * 2, initial_s), cap_s)
         self._rewind(set(batch.next_offsets()))
         outcome = "retried" if self._wait(self.delay) else "abandoned"
         return self._log(batch, started, outcome, error=error, retry_in_s=self.delay)

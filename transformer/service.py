@@ -3,18 +3,17 @@ the pipeline. Exits 0 after SIGTERM/SIGINT, 1 on a fatal Kafka error (a restart 
 from the last commit), 2 on invalid configuration.
 """
 
-import json
 import logging
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, Producer
 from prometheus_client import start_http_server
 from pydantic import ValidationError
+from pythonjsonlogger.json import JsonFormatter
 
 from transformer.metrics import Metrics
 from transformer.pipeline import Fatal, Pipeline
@@ -22,23 +21,14 @@ from transformer.predictor import Predictor
 from transformer.settings import Settings
 
 log = logging.getLogger("transformer")
-_STANDARD = set(vars(logging.makeLogRecord({})))
 
 
-class JsonFormatter(logging.Formatter):
+def json_formatter() -> JsonFormatter:
     """One JSON object per line; the `extra=` fields of a call become top-level keys."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        line |= {key: value for key, value in vars(record).items() if key not in _STANDARD}
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, separators=(",", ":"))
+    names = {"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
+    return JsonFormatter(
+        "{levelname}{name}{message}", style="{", timestamp="ts", rename_fields=names
+    )
 
 
 class OncePer(logging.Filter):
@@ -61,7 +51,7 @@ class OncePer(logging.Filter):
 
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(json_formatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is too many
     logging.getLogger("transformer.kafka").addFilter(OncePer())
@@ -89,9 +79,8 @@ def run() -> int:
         log.critical("invalid configuration", extra={"event": "invalid_settings", "errors": errors})
         return 2
     configure_logging(settings.transformer_log_level)
-    stop = threading.Event()
+    stop, metrics = threading.Event(), Metrics()
     stop_on_signals(stop)
-    metrics = Metrics()
     host, port = settings.transformer_metrics_host, settings.transformer_metrics_port
     try:
         server, _ = start_http_server(port, host, metrics.registry)
@@ -102,9 +91,8 @@ def run() -> int:
     log.info("transformer starting", extra={"event": "config", "metrics": url})
     timeout_s = settings.transformer_request_timeout_ms / 1000
     client = httpx.Client(base_url=settings.bentoml_url, timeout=timeout_s)
-    predictor = Predictor(
-        client, lambda s, outcome: metrics.bentoml_request_seconds.labels(outcome).observe(s)
-    )
+    seconds = metrics.bentoml_request_seconds
+    predictor = Predictor(client, lambda took, outcome: seconds.labels(outcome).observe(took))
     pipeline = Pipeline(settings, predictor.predict, metrics, stop)
     callbacks = {"error_cb": pipeline.on_error, "logger": logging.getLogger("transformer.kafka")}
     pipeline.consumer = Consumer(settings.consumer_config() | callbacks)

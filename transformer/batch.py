@@ -48,9 +48,8 @@ def build(messages: list[Message]) -> Batch:
         try:
             event = parse(message.key(), message.value())
         except Exception as exc:  # Invalid says why; anything else is a bug, costing one message
-            bug = not isinstance(exc, Invalid)
-            reason = Reason.INTERNAL_ERROR if bug else exc.reason
-            batch.dead.append(DeadLetter(message, reason, repr(exc) if bug else str(exc)))
+            why = exc.args if isinstance(exc, Invalid) else (Reason.INTERNAL_ERROR, repr(exc))
+            batch.dead.append(DeadLetter(message, *why))
             batch.kinds["invalid"] += 1
             continue
         batch.kinds[event.kind] += 1

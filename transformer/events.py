@@ -32,9 +32,7 @@ class Reason(StrEnum):
 
 
 class Invalid(ValueError):
-    def __init__(self, reason: Reason, error: str) -> None:
-        super().__init__(error)
-        self.reason = reason
+    """Raised as Invalid(reason, error): the message names no listing."""
 
 
 @dataclass(frozen=True, slots=True)

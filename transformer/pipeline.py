@@ -49,19 +49,18 @@ class Pipeline:
     producer: Any = None
     delay: float = 0.0  # the current backoff; 0 after a success
     revoked: set[Partition] = field(default_factory=set)  # since the batch was consumed
-    fatal: str | None = None
 
     def on_error(self, error: KafkaError) -> None:
-        """error_cb of both clients, and consume errors: a fatal one stops the loop."""
+        """error_cb of both clients, and consume errors. A fatal one ends the loop: raised
+        in a callback, it comes out of the client call that served the callback."""
         if error.fatal():
-            self.fatal = error.str()
-        kafka_log.log(logging.CRITICAL if error.fatal() else logging.WARNING, error.str())
+            raise Fatal(error.str())
+        kafka_log.warning(error.str())
 
     def run(self) -> None:
         """Loop until `stop` is set; raises Fatal when a client becomes unusable."""
-        topic = self.s.cdc_topic
-        self.consumer.subscribe([topic], on_revoke=self._revoked, on_lost=self._revoked)
-        log.info(f"consuming {topic}", extra={"event": "started"})
+        self.consumer.subscribe([self.s.cdc_topic], on_revoke=self._revoked, on_lost=self._revoked)
+        log.info(f"consuming {self.s.cdc_topic}", extra={"event": "started"})
         while not self.stop.is_set():
             self.run_once()
         log.info("stop requested", extra={"event": "stopping"})
@@ -71,7 +70,7 @@ class Pipeline:
         self.revoked.clear()
         # librdkafka keeps a partition's pause across a revoke and re-assign: a rebalance
         # during a paused wait would otherwise leave the partitions paused for good
-        self._resume()
+        self.consumer.resume(self.consumer.assignment())
         started, wait_s = time.monotonic(), self.s.transformer_batch_max_wait_ms / 1000
         messages = self._consume(wait_s)
         outcome = self._handle(build(messages), started) if messages else None
@@ -88,8 +87,7 @@ class Pipeline:
             self.metrics.bentoml_available.set(0)
             return self._retry(batch, started, str(exc))
         self.metrics.bentoml_available.set(1)
-        topics = (self.s.predictions_topic, self.s.dlq_topic)
-        out = for_batch(batch, answers, topics, self.s.kafka_max_message_bytes)
+        out = for_batch(batch, answers, self.s)
         out = [item for item in out if partition_of(item[0]) not in self.revoked]
         if (error := self._deliver(out)) is not None:
             return self._retry(batch, started, error)
@@ -128,13 +126,11 @@ class Pipeline:
                 note = DeadLetter(message, Reason.INTERNAL_ERROR, f"{record.topic}: {exc}")
                 note_record = dead_letter(self.s.dlq_topic, note, 0)
                 self.producer.produce(**note_record._asdict(), on_delivery=on_delivery)
-        stopping_since = None
+        grace_s = self.s.transformer_shutdown_timeout_ms / 1000  # once stopping
         while self.producer.flush(SLICE_S):
             self._poll_paused(0)  # a long wait for the broker must not cost our partitions
-            if self.stop.is_set():
-                stopping_since = stopping_since or time.monotonic()
-                if time.monotonic() - stopping_since > self.s.transformer_shutdown_timeout_ms / 1e3:
-                    return "shutdown with records unacknowledged"
+            if self.stop.is_set() and self.producer.flush(grace_s):
+                return "shutdown with records unacknowledged"
         return failures[0] if failures else None
 
     def _commit(self, batch: Batch) -> str:
@@ -173,7 +169,7 @@ class Pipeline:
         deadline = time.monotonic() + seconds
         while not self.stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
             self._poll_paused(min(remaining, SLICE_S))
-        self._resume()
+        self.consumer.resume(self.consumer.assignment())
         return not self.stop.is_set()
 
     def _poll_paused(self, timeout: float) -> None:
@@ -186,9 +182,6 @@ class Pipeline:
         for partition, offset in first.items():
             self.consumer.seek(TopicPartition(*partition, offset))
 
-    def _resume(self) -> None:
-        self.consumer.resume(self.consumer.assignment())
-
     def _consume(self, timeout: float) -> list[Message]:
         messages = []
         for message in self.consumer.consume(self.s.transformer_batch_size, timeout):
@@ -196,8 +189,6 @@ class Pipeline:
                 messages.append(message)
             elif error.code() != KafkaError._PARTITION_EOF:
                 self.on_error(error)
-        if self.fatal:
-            raise Fatal(self.fatal)
         return messages
 
     def _revoked(self, _consumer: Any, partitions: list[TopicPartition]) -> None:

@@ -22,6 +22,7 @@ from confluent_kafka import Message
 from model.api_schema import PricePrediction
 from transformer.batch import Batch, DeadLetter
 from transformer.events import Event, Reason, Refusal
+from transformer.settings import Settings
 
 MAX_ERROR_CHARS = 2000
 HEADROOM = 64 * 1024  # our headers and the record batch overhead, under the topic limit
@@ -101,38 +102,33 @@ def dead_letter(topic: str, letter: DeadLetter, max_bytes: int) -> Record:
     return Record(topic, key, value, headers)
 
 
-def for_batch(
-    batch: Batch, answers: list[PricePrediction | Refusal], topics: tuple[str, str], limit: int
-) -> list[Out]:
+def for_batch(batch: Batch, answers: list[PricePrediction | Refusal], s: Settings) -> list[Out]:
     """Every record the batch produces; `answers` are the model's, one per listing to
-    price, in order; `topics` are (predictions, dlq). A record that cannot be built sends
-    its message to the DLQ as `internal_error`."""
-    out = [(d.message, dead_letter(topics[1], d, limit), d.reason.value) for d in batch.dead]
-    priced = iter(answers)
+    price, in order. A refused listing's message also goes to the DLQ; so does one whose
+    records cannot be built, as `internal_error`."""
+    out: list[Out] = []
+    letters, priced = list(batch.dead), iter(answers)
     for message, event in batch.changes:
         answer = next(priced) if event.listing is not None else event.refused
         try:
-            out += _records(message, event, answer, topics, limit)
+            out += _records(message, event, answer, s.predictions_topic)
+            if isinstance(answer, Refusal):
+                letters.append(DeadLetter(message, answer.code, answer.reason))
         except Exception as exc:
-            letter = DeadLetter(message, Reason.INTERNAL_ERROR, repr(exc))
-            out.append((message, dead_letter(topics[1], letter, limit), letter.reason.value))
-    return out
+            letters.append(DeadLetter(message, Reason.INTERNAL_ERROR, repr(exc)))
+    limit = s.kafka_max_message_bytes
+    return out + [(d.message, dead_letter(s.dlq_topic, d, limit), d.reason) for d in letters]
 
 
-def _records(
-    message: Message, event: Event, answer: Any, topics: tuple[str, str], limit: int
-) -> list[Out]:
-    predictions, dlq = topics
+def _records(message: Message, event: Event, answer: Any, topic: str) -> list[Out]:
+    """A listing's prediction records: priced or refused, or its deletion and tombstone."""
     key = prediction_key(event.car_id)
-    out: list[Out] = []
-    if event.kind == "delete" or (event.kind == "tombstone" and event.source_lsn is not None):
-        out.append((message, Record(predictions, key, prediction_value(event, None)), "deleted"))
+    if event.kind not in ("delete", "tombstone"):
+        label = "refused" if isinstance(answer, Refusal) else "prediction"
+        return [(message, Record(topic, key, prediction_value(event, answer)), label)]
+    out = []
+    if event.kind == "delete" or event.source_lsn is not None:  # a tombstone after its delete
+        out.append((message, Record(topic, key, prediction_value(event, None)), "deleted"))
     if event.kind == "tombstone":  # the prediction's key, null value: the sink deletes it
-        out.append((message, Record(predictions, key, None), "tombstone"))
-    if event.kind in ("delete", "tombstone"):
-        return out
-    value = prediction_value(event, answer)
-    if not isinstance(answer, Refusal):
-        return [(message, Record(predictions, key, value), "prediction")]
-    letter = dead_letter(dlq, DeadLetter(message, answer.code, answer.reason), limit)
-    return [(message, Record(predictions, key, value), "refused"), (message, letter, answer.code)]
+        out.append((message, Record(topic, key, None), "tombstone"))
+    return out

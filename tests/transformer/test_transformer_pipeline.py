@@ -238,6 +238,16 @@ def test_shutdown_while_bentoml_is_down_commits_and_produces_nothing(change: Mes
     assert h.metric("transformer_batches_total", outcome="abandoned") == 1
 
 
+def test_stopping_waits_for_acknowledgements_no_longer_than_the_grace(change: MessageOf) -> None:
+    h = Harness({0: [change("c", 1, offset=0)]}, transformer_shutdown_timeout_ms=0)
+    h.producer.stuck = True
+    h.stop.set()
+
+    assert h.pipeline.run_once() == "abandoned"
+
+    assert h.consumer.commits == [] and h.producer.acked == []
+
+
 def test_a_failed_delivery_commits_nothing_and_the_batch_is_produced_again(
     change: MessageOf,
 ) -> None:
@@ -334,7 +344,8 @@ def test_a_fatal_client_error_stops_the_loop() -> None:
     h.pipeline.on_error(KafkaError(KafkaError._TRANSPORT, "brokers down"))
     assert h.pipeline.run_once() is None
 
-    h.pipeline.on_error(KafkaError(KafkaError._FATAL, "producer fenced", fatal=True))
+    fenced = KafkaError(KafkaError._FATAL, "producer fenced", fatal=True)
+    h.consumer.hooks.append(lambda _: h.pipeline.on_error(fenced))  # error_cb, inside consume
     with pytest.raises(Fatal, match="fenced"):
         h.pipeline.run_once()
 

@@ -1,12 +1,9 @@
-"""One micro-batch: what its messages ask for, decided before any I/O.
-
-Unparseable messages are dead letters at once, so garbage cannot hide a valid event;
-so is any message whose parsing raised something unexpected (`internal_error`): one
-message never fails its batch. Of the rest only the newest event per listing counts (the
-last consumed: offsets come in order per partition): an older version is wasted work, and
-must not follow a delete. A tombstone right after its delete keeps the delete's position,
-so the table still records the deletion (records.py).
-"""
+"""One micro-batch: what its messages ask for, decided before any I/O. A message that
+cannot be parsed is a dead letter at once (`internal_error` if parsing raised something
+unexpected), so it can neither hide a valid event nor fail its batch. Of the rest only the
+newest event per listing counts (offsets come in order per partition): an older version
+is wasted work and must not follow a delete. A tombstone right after its delete keeps the
+delete's position, so the table still records the deletion (records.py)."""
 
 from collections import Counter
 from dataclasses import dataclass, field, replace

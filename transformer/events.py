@@ -1,9 +1,8 @@
 """Debezium change events of `tbl_car_price` (JsonConverter, `schemas.enable=false`):
 key `{"id": 42}`, value `{"op", "before", "after", "source": {"ts_ms", "lsn"}}` or null
 (the tombstone after a delete). `parse` says what a message asks for, or why it names no
-listing at all (`Reason`: the DLQ header and metrics label). A listing whose row breaks
-the model's own request schema (model/api_schema.py) is `refused` here, without a call.
-"""
+listing (`Reason`: the DLQ header and metrics label). A listing breaking the model's own
+request schema (model/api_schema.py) is `refused` here, without a call."""
 
 import json
 from collections.abc import Sequence

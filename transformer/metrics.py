@@ -1,6 +1,5 @@
 """Prometheus metrics of the transformer; dashboards and tests use these names. Tests pass
-a fresh registry; the service uses the default one (with the process_* series).
-"""
+a fresh registry; the service uses the default one (with the process_* series)."""
 
 import collections
 from typing import Any
@@ -42,18 +41,15 @@ class Metrics:
         for outcome in ("ok", "rejected", "unavailable"):
             self.bentoml_request_seconds.labels(outcome)
 
-    def delivered(self, labels: collections.Counter[str], kinds: collections.Counter[str]) -> dict:
-        """Count a batch whose records are all acknowledged; returns the counts to log."""
+    def delivered(self, records: collections.Counter[str], kinds: collections.Counter[str]) -> None:
+        """Count a batch whose records (by label) are all acknowledged."""
         for kind, count in kinds.items():
             self.events_consumed.labels(kind).inc(count)
-        self.predictions_produced.inc(predictions := labels.pop("prediction", 0))
-        self.tombstones_produced.inc(tombstones := labels.pop("tombstone", 0))
-        self.refusals_produced.inc(refused := labels.pop("refused", 0))
-        deleted = labels.pop("deleted", 0)  # the deletion records before the tombstones
-        for reason, count in labels.items():
-            self.dlq_messages.labels(reason).inc(count)
-        counts = {"predictions": predictions, "refused": refused, "deleted": deleted}
-        return counts | {"tombstones": tombstones, "dlq": dict(labels)}
+        self.predictions_produced.inc(records["prediction"])
+        self.tombstones_produced.inc(records["tombstone"])
+        self.refusals_produced.inc(records["refused"])
+        for reason in Reason:  # the dead letters ("deleted" records go with their tombstones)
+            self.dlq_messages.labels(reason.value).inc(records[reason])
 
     def refresh_lag(self, consumer: Any) -> None:
         """Lag per owned partition, from the consumer's local state: no broker round trip,

@@ -1,17 +1,12 @@
-"""The consume -> predict -> produce -> commit loop: at-least-once, and a replay is
-harmless because the sink upserts on car_id.
-
-- A batch is what one `Consumer.consume(batch_size, max_wait)` returns.
-- Offsets are committed (synchronously, last offset + 1) only after every record of the
-  batch (predictions, tombstones, dead letters) is acknowledged by the acks=all
-  idempotent producer, and only for partitions owned all along since the batch was
-  consumed; records of a partition revoked meanwhile are not produced at all.
-- One message never fails its batch: what cannot be parsed, priced or produced goes to
-  the DLQ (records.py) and the rest goes on.
-- When BentoML fails or a record is not acknowledged, the batch is rewound to the last
-  commit and the loop waits with the partitions paused, polling so the consumer stays
-  in its group. The wait doubles up to its cap and starts over after a success.
-"""
+"""The consume -> predict -> produce -> commit loop, at least once (a replay is harmless:
+the sink upserts on car_id). A batch is what one `Consumer.consume(batch_size, max_wait)`
+returns; one message never fails it (what cannot be handled goes to the DLQ, records.py).
+Offsets are committed (last offset + 1) only once every record of the batch is
+acknowledged by the acks=all idempotent producer, and only for partitions owned all along
+since the batch was consumed; records of a partition revoked meanwhile are not produced.
+When BentoML fails or a record is not acknowledged, the batch is rewound to the last
+commit and the loop waits with the partitions paused, polling so the consumer stays in
+its group; the wait doubles up to its cap and starts over after a success."""
 
 import logging
 import threading
@@ -21,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_STORED, KafkaError, KafkaException, Message, TopicPartition
 
 from transformer.batch import Batch, DeadLetter, Partition, build, partition_of
 from transformer.events import Reason, Refusal
@@ -33,10 +28,6 @@ from transformer.settings import Settings
 log = logging.getLogger("transformer")
 kafka_log = logging.getLogger("transformer.kafka")  # librdkafka's own lines too
 SLICE_S = 0.5  # the longest a wait takes to notice SIGTERM
-
-
-class Fatal(RuntimeError):
-    """librdkafka reported a fatal error: the client is unusable, restart the process."""
 
 
 @dataclass
@@ -51,14 +42,14 @@ class Pipeline:
     revoked: set[Partition] = field(default_factory=set)  # since the batch was consumed
 
     def on_error(self, error: KafkaError) -> None:
-        """error_cb of both clients, and consume errors. A fatal one ends the loop: raised
-        in a callback, it comes out of the client call that served the callback."""
+        """error_cb of both clients, and consume errors. A fatal one (the client is unusable)
+        ends the loop: raised in a callback, it comes out of the call that served it."""
         if error.fatal():
-            raise Fatal(error.str())
+            raise KafkaException(error)
         kafka_log.warning(error.str())
 
     def run(self) -> None:
-        """Loop until `stop` is set; raises Fatal when a client becomes unusable."""
+        """Loop until `stop` is set; raises KafkaException when a client becomes unusable."""
         self.consumer.subscribe([self.s.cdc_topic], on_revoke=self._revoked, on_lost=self._revoked)
         log.info(f"consuming {self.s.cdc_topic}", extra={"event": "started"})
         while not self.stop.is_set():
@@ -87,15 +78,16 @@ class Pipeline:
             self.metrics.bentoml_available.set(0)
             return self._retry(batch, started, str(exc))
         self.metrics.bentoml_available.set(1)
-        out = for_batch(batch, answers, self.s)
-        out = [item for item in out if partition_of(item[0]) not in self.revoked]
+        out = [
+            o for o in for_batch(batch, answers, self.s) if partition_of(o[0]) not in self.revoked
+        ]
         if (error := self._deliver(out)) is not None:
             return self._retry(batch, started, error)
         self.delay = 0.0
-        counts = self.metrics.delivered(Counter(label for _, _, label in out), batch.kinds)
+        self.metrics.delivered(records := Counter(label for _, _, label in out), batch.kinds)
         outcome = self._commit(batch)
         self._rewind(self.revoked & batch.next_offsets().keys())  # owned again: read it again
-        return self._log(batch, started, outcome, **counts)
+        return self._log(batch, started, outcome, records=dict(records))
 
     def _predict(self, listings: list[dict[str, Any]]) -> list[Any]:
         """The model's answers. When the call raises something unexpected (a bug, not an
@@ -154,42 +146,29 @@ class Pipeline:
         return self._log(batch, started, outcome, error=error, retry_in_s=self.delay)
 
     def _rewind(self, partitions: set[Partition]) -> None:
-        """Seek back to the last commit, as a restart would: the batch is read again."""
+        """Seek back to the last commit (none yet: the earliest), as a restart would."""
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        wanted = [TopicPartition(*partition) for partition in sorted(partitions & owned)]
-        try:
-            for tp in self.consumer.committed(wanted, timeout=10) if wanted else []:
-                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING  # none yet: earliest
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-        except KafkaException as exc:
-            raise Fatal(f"cannot rewind to the last commit: {exc}") from exc
+        for partition in sorted(partitions & owned):
+            self.consumer.seek(TopicPartition(*partition, OFFSET_STORED))
 
     def _wait(self, seconds: float) -> bool:
         """Sleep with the partitions paused; False when SIGTERM cut it short."""
         deadline = time.monotonic() + seconds
         while not self.stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
             self._poll_paused(min(remaining, SLICE_S))
-        self.consumer.resume(self.consumer.assignment())
-        return not self.stop.is_set()
+        return not self.stop.is_set()  # the next batch resumes the partitions
 
     def _poll_paused(self, timeout: float) -> None:
         """Serve heartbeats and rebalances without taking work: what a partition assigned
         meanwhile (so not paused yet) delivers is rewound."""
         self.consumer.pause(self.consumer.assignment())
-        first: dict[Partition, int] = {}
-        for message in self._consume(timeout):
-            first.setdefault(partition_of(message), message.offset())
-        for partition, offset in first.items():
-            self.consumer.seek(TopicPartition(*partition, offset))
+        self._rewind({partition_of(message) for message in self._consume(timeout)})
 
     def _consume(self, timeout: float) -> list[Message]:
-        messages = []
-        for message in self.consumer.consume(self.s.transformer_batch_size, timeout):
-            if (error := message.error()) is None:
-                messages.append(message)
-            elif error.code() != KafkaError._PARTITION_EOF:
-                self.on_error(error)
-        return messages
+        messages = self.consumer.consume(self.s.transformer_batch_size, timeout)
+        for error in filter(None, (message.error() for message in messages)):
+            self.on_error(error)
+        return [message for message in messages if message.error() is None]
 
     def _revoked(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         self.revoked |= {(tp.topic, tp.partition) for tp in partitions}

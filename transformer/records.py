@@ -1,16 +1,14 @@
 """The records the transformer produces.
 
-The JDBC sink reads JsonConverter with `schemas.enable=true`, upserts on the key's
-`car_id` and deletes on a tombstone; it writes every field the value schema carries
-(`schema.evolution=none`: the columns exist, migration 0003). Each record carries
-`status` and the change's `source_lsn`, so the table's trigger lets the newest state win:
-- 'priced': prices and model version; 'refused': `reason`, `refused_field`, no prices;
-- 'deleted' (for a Debezium delete): never stored, the trigger records the deletion so an
-  older re-delivered event cannot bring the prediction back; the tombstone follows.
-A dead letter keeps the original bytes (it can be replayed as-is) and says why in `dlq.*`
-headers after the original ones. One that would not fit the topic's max.message.bytes
-is trimmed, with `dlq.original.size` and `dlq.original.sha256` of the value.
-"""
+The JDBC sink (JsonConverter, `schemas.enable=true`) upserts on the key's `car_id`,
+deletes on a tombstone and writes every field of the value schema (the columns exist:
+migration 0003). Each record carries `status` and the change's `source_lsn`, so the
+table's trigger lets the newest state win: 'priced' (prices, model version), 'refused'
+(`reason`, `refused_field`) or 'deleted' (never stored: the trigger records the deletion
+so an older re-delivered event cannot bring the prediction back; the tombstone follows).
+A dead letter keeps the original bytes (replayable as-is) and says why in `dlq.*` headers
+after the original ones; one too large for the topic is trimmed, with `dlq.original.size`
+and `dlq.original.sha256` of the value."""
 
 import hashlib
 import json

@@ -1,22 +1,20 @@
 """`python -m transformer`: settings, JSON logs, signals, /metrics and the clients around
 the pipeline. Exits 0 after SIGTERM/SIGINT, 1 on a fatal Kafka error (a restart replays
-from the last commit), 2 on invalid configuration.
-"""
+from the last commit), 2 on invalid configuration."""
 
 import logging
 import signal
-import sys
 import threading
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
 from transformer.metrics import Metrics
-from transformer.pipeline import Fatal, Pipeline
+from transformer.pipeline import Pipeline
 from transformer.predictor import Predictor
 from transformer.settings import Settings
 
@@ -43,14 +41,13 @@ class OncePer(logging.Filter):
         message, now = record.getMessage(), record.created
         if now - self.last.get(message, float("-inf")) < self.interval_s:
             return False
-        if len(self.last) > 1000:  # bounded, whatever the messages
-            self.last.clear()
+        self.last = {m: t for m, t in self.last.items() if now - t < self.interval_s}  # bounded
         self.last[message] = now
         return True
 
 
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler()  # stderr
     handler.setFormatter(json_formatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is too many
@@ -100,7 +97,7 @@ def run() -> int:
     exit_code = 0
     try:
         pipeline.run()
-    except Fatal as exc:
+    except KafkaException as exc:  # fatal: the client is unusable
         log.critical(f"fatal Kafka error, exiting: {exc}", extra={"event": "fatal"})
         exit_code = 1
     finally:

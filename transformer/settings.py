@@ -1,7 +1,6 @@
 """Transformer settings. The broker, topics and the BentoML and /metrics addresses are the
 stack's own classes (stack/settings.py), so each env name is declared once; what only the
-transformer reads is prefixed TRANSFORMER_.
-"""
+transformer reads is prefixed TRANSFORMER_."""
 
 from typing import Annotated, Any, Literal, Self
 

@@ -51,8 +51,7 @@ def refusal(loc: Sequence[Any], msg: str, code: Reason = Reason.REJECTED_BY_MODE
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One listing's change: `listing` to price, `refused` when it can't be, neither
-    when its prediction must go (a delete or a tombstone)."""
+    """One listing's change: `listing` to price, or `refused`, or neither (delete, tombstone)."""
 
     car_id: int
     kind: str  # create, read, update, delete or tombstone

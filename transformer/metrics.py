@@ -52,8 +52,7 @@ class Metrics:
             self.dlq_messages.labels(reason.value).inc(records[reason])
 
     def refresh_lag(self, consumer: Any) -> None:
-        """Lag per owned partition, from the consumer's local state: no broker round trip,
-        so it is cheap enough for every turn of the loop."""
+        """Lag per owned partition, from local state: cheap enough for every turn of the loop."""
         try:
             for tp in consumer.position(consumer.assignment()):
                 _, high = consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)

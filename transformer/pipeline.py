@@ -54,7 +54,6 @@ class Pipeline:
         log.info(f"consuming {self.s.cdc_topic}", extra={"event": "started"})
         while not self.stop.is_set():
             self.run_once()
-        log.info("stop requested", extra={"event": "stopping"})
 
     def run_once(self) -> str | None:
         """Consume and handle one batch; returns its outcome, None when there was none."""
@@ -90,9 +89,8 @@ class Pipeline:
         return self._log(batch, started, outcome, records=dict(records))
 
     def _predict(self, listings: list[dict[str, Any]]) -> list[Any]:
-        """The model's answers. When the call raises something unexpected (a bug, not an
-        outage), each listing is asked alone, and one that still raises is refused as
-        `internal_error`: it cannot fail the others."""
+        """The model's answers. A call raising something unexpected (a bug, not an outage) is
+        made again one listing at a time; one that still raises is refused (internal_error)."""
         try:
             return self.predict(listings) if listings else []
         except Unavailable:
@@ -159,8 +157,7 @@ class Pipeline:
         return not self.stop.is_set()  # the next batch resumes the partitions
 
     def _poll_paused(self, timeout: float) -> None:
-        """Serve heartbeats and rebalances without taking work: what a partition assigned
-        meanwhile (so not paused yet) delivers is rewound."""
+        """Serve rebalances without taking work; a partition assigned meanwhile is rewound."""
         self.consumer.pause(self.consumer.assignment())
         self._rewind({partition_of(message) for message in self._consume(timeout)})
 

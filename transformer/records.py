@@ -77,8 +77,7 @@ def prediction_value(event: Event, answer: PricePrediction | Refusal | None) -> 
 
 
 def dead_letter(topic: str, letter: DeadLetter, max_bytes: int) -> Record:
-    """The message as it came, or trimmed when it would not fit in `max_bytes` (0: a bare
-    note, for a record the producer refused)."""
+    """The message as it came, trimmed if over `max_bytes` (0: a note for a refused record)."""
     source, error = letter.message, letter.error
     key, value = source.key(), source.value()
     ours = {
@@ -101,9 +100,8 @@ def dead_letter(topic: str, letter: DeadLetter, max_bytes: int) -> Record:
 
 
 def for_batch(batch: Batch, answers: list[PricePrediction | Refusal], s: Settings) -> list[Out]:
-    """Every record the batch produces; `answers` are the model's, one per listing to
-    price, in order. A refused listing's message also goes to the DLQ; so does one whose
-    records cannot be built, as `internal_error`."""
+    """Every record of the batch (`answers`: one per listing to price, in order). A refused
+    listing's message also goes to the DLQ, and one whose records fail as internal_error."""
     out: list[Out] = []
     letters, priced = list(batch.dead), iter(answers)
     for message, event in batch.changes:

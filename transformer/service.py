@@ -19,14 +19,10 @@ from transformer.predictor import Predictor
 from transformer.settings import Settings
 
 log = logging.getLogger("transformer")
-
-
-def json_formatter() -> JsonFormatter:
-    """One JSON object per line; the `extra=` fields of a call become top-level keys."""
-    names = {"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
-    return JsonFormatter(
-        "{levelname}{name}{message}", style="{", timestamp="ts", rename_fields=names
-    )
+NAMES = {"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
+JSON_LINES = JsonFormatter(  # one object per line; the `extra=` fields are top-level keys
+    "{levelname}{name}{message}", style="{", timestamp="ts", rename_fields=NAMES
+)
 
 
 class OncePer(logging.Filter):
@@ -48,7 +44,7 @@ class OncePer(logging.Filter):
 
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler()  # stderr
-    handler.setFormatter(json_formatter())
+    handler.setFormatter(JSON_LINES)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is too many
     logging.getLogger("transformer.kafka").addFilter(OncePer())

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_STORED, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from transformer.batch import Batch, DeadLetter, Partition, build, partition_of
 from transformer.events import Reason, Refusal
@@ -146,8 +146,10 @@ class Pipeline:
     def _rewind(self, partitions: set[Partition]) -> None:
         """Seek back to the last commit (none yet: the earliest), as a restart would."""
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        for partition in sorted(partitions & owned):
-            self.consumer.seek(TopicPartition(*partition, OFFSET_STORED))
+        wanted = [TopicPartition(*partition) for partition in sorted(partitions & owned)]
+        for tp in self.consumer.committed(wanted, timeout=10) if wanted else []:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     def _wait(self, seconds: float) -> bool:
         """Sleep with the partitions paused; False when SIGTERM cut it short."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_STORED, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from model.api_schema import PricePrediction
@@ -77,12 +77,15 @@ class FakeConsumer:
     def resume(self, partitions: list[TopicPartition]) -> None:
         self.paused -= {tp.partition for tp in partitions}
 
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.committed_at.get(tp.partition, -1001))
+                for tp in partitions]  # fmt: skip
+
     def seek(self, tp: TopicPartition) -> None:
         if tp.partition not in self.assigned:
             raise KafkaException(KafkaError(KafkaError._STATE))
         self.calls.append("seek")
-        assert tp.offset == OFFSET_STORED, "the pipeline rewinds to the last commit"
-        self.position_of[tp.partition] = self.committed_at.get(tp.partition, 0)  # or earliest
+        self.position_of[tp.partition] = 0 if tp.offset == OFFSET_BEGINNING else tp.offset
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
         assert asynchronous is False

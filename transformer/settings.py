@@ -14,7 +14,6 @@ Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
-    # TRANSFORMER_KAFKA_<PROPERTY> fills `transformer_kafka` (pydantic-settings' nesting)
     model_config = SettingsConfigDict(frozen=True, env_nested_delimiter="_", env_nested_max_split=1)
 
     transformer_group_id: str = "car-price-transformer"
@@ -26,8 +25,8 @@ class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
     transformer_retry_backoff_max_ms: int = Field(5_000, ge=1, le=600_000)
     transformer_shutdown_timeout_ms: int = Field(10_000, ge=0, le=600_000)
     transformer_log_level: Annotated[Level, BeforeValidator(str.upper)] = "INFO"
-    # librdkafka properties for both clients, e.g. TRANSFORMER_KAFKA_SECURITY_PROTOCOL=SASL_SSL
-    # -> security.protocol: how to reach a secured Kafka (SASL, TLS) without a code change
+    # librdkafka properties for both clients, read by pydantic-settings' nesting (above):
+    # TRANSFORMER_KAFKA_SECURITY_PROTOCOL=SASL_SSL -> security.protocol (SASL, TLS, no code change)
     transformer_kafka: dict[str, str] = {}
 
     @model_validator(mode="after")

@@ -40,7 +40,8 @@ from model.api_schema import (
 )
 from model.body_limit import BodyLimitMiddleware
 from model.predictor import PricePredictor
-from model.store import ServingSettings, served_tag, serving_file
+from model.settings import ServingSettings
+from model.store import served_tag, serving_file
 
 #: How often the worker looks at the serving-model file (one stat call).
 WATCH_INTERVAL_S = 0.5

@@ -4,8 +4,7 @@ The store location follows $BENTOML_HOME (the Makefile points it at .state/bento
 so tests can use a throw-away store by setting that variable. Beside the store, the file
 `serving-model` names the version the service serves: `make deploy-model` writes it and
 the running service follows it (model/service.py), so the choice survives restarts. What the service
-reads at start is declared once, in `ServingSettings` (the bento ships model/ only, so
-the class lives here rather than in stack/settings.py).
+reads at start is declared once, in model/settings.py.
 """
 
 from __future__ import annotations
@@ -15,26 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.predictor import PricePredictor
+from model.settings import ServingSettings
 
 MODEL_NAME = "car_price_xgb"
 #: Env var that pins the served model; unset means the deployed one, else the newest.
 MODEL_TAG_ENV_VAR = "BENTOML_MODEL_TAG"
 #: File (in $BENTOML_HOME) holding the deployed tag, one line.
 SERVING_FILE_NAME = "serving-model"
-
-
-class ServingSettings(BaseSettings):
-    """BENTOML_MODEL_TAG pins the served model; CAR_PRICE_PREDICT_THREADS: XGBoost threads
-    per prediction (2 cores are shared with Kafka on the dev box)."""
-
-    model_config = SettingsConfigDict(extra="ignore")
-
-    bentoml_model_tag: str = ""
-    car_price_predict_threads: int = Field(2, ge=1)
 
 
 def serving_file() -> Path:

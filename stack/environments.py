@@ -5,7 +5,9 @@ STACK_* paths, hosts and ports its config expands, and no secret. Postgres, Kafk
 Adminer inherit that. Connect, BentoML and the transformer are started through
 stack/launch.py, which execs them with the environment written here for each one
 (`.state/env/<program>.json`, mode 0600, rewritten by every `up` and `restart`).
-Connect gets the CDC and sink credentials, never the superuser's or the app's.
+Connect gets the CDC and sink credentials, never the superuser's or the app's. Every
+value comes from the settings classes (stack/settings.py, transformer/settings.py,
+model/store.py): they alone read `.env` and the environment.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from dotenv import dotenv_values
-
+from model.settings import ServingSettings
 from stack.postgres import find_bindir
-from stack.settings import REPO_ROOT, StackSettings
+from stack.settings import REPO_ROOT, BentoMLSettings, StackSettings, as_env
 
 # supervisord/supervisorctl and the launched programs come from this interpreter's virtualenv
 VENV_BIN = Path(sys.executable).parent
@@ -39,21 +40,7 @@ CONNECT_ENV = (
     "SINK_DB_PASSWORD",
 )
 
-# Names a program reads besides its settings class, passed on by prefix so a new
-# setting (say librdkafka security options for the transformer) needs no change here.
-PREFIXES = {
-    "transformer": ("TRANSFORMER_", "KAFKA_"),
-    "bentoml": ("BENTOML_", "CAR_PRICE_"),
-}
 LAUNCHED = ("connect", "bentoml", "transformer")
-
-
-def configured() -> dict[str, str]:
-    """`.env` overridden by the caller's environment: every setting the user made."""
-    dotenv = {
-        key: value for key, value in dotenv_values(REPO_ROOT / ".env").items() if value is not None
-    }
-    return {**dotenv, **os.environ}
 
 
 def _pick(source: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
@@ -88,50 +75,18 @@ def supervisord_environment(settings: StackSettings) -> dict[str, str]:
     return env
 
 
-def _settings_env_names(cls: type) -> list[str]:
-    """The env names a pydantic-settings class reads (its aliases, else its field names)."""
-    return [str(field.validation_alias or name).upper() for name, field in cls.model_fields.items()]
-
-
 def program_environment(settings: StackSettings, program: str) -> dict[str, str]:
-    """The complete environment of one launched program."""
-    source = configured()
+    """The complete environment of one launched program: the OS basics and the values of
+    the settings classes it reads, under their env names."""
     env = _pick(os.environ, OS_BASICS)
     if program == "connect":
-        pg = settings.postgres
-        env.update(
-            zip(
-                CONNECT_ENV,
-                (
-                    pg.pg_host,
-                    str(pg.pg_port),
-                    pg.pg_database,
-                    pg.cdc_db_user,
-                    pg.cdc_db_password,
-                    pg.sink_db_user,
-                    pg.sink_db_password,
-                ),
-                strict=True,
-            )
-        )
-        return env
+        return env | _pick(as_env(settings.postgres), CONNECT_ENV)
     if program == "transformer":
         from transformer.settings import Settings as TransformerSettings
 
-        env.update(_pick(source, _settings_env_names(TransformerSettings)))
-    if program == "bentoml":
-        env.update(
-            {
-                "BENTOML_HOME": source.get("BENTOML_HOME", str(settings.bentoml_home)),
-                "BENTOML_HOST": settings.services.bentoml_host,
-                "BENTOML_PORT": str(settings.services.bentoml_port),
-            }
-        )
-    prefixes = PREFIXES[program]
-    env.update(
-        {key: value for key, value in source.items() if key.startswith(prefixes) and key not in env}
-    )
-    return env
+        return env | as_env(TransformerSettings())
+    serving = ServingSettings(_env_file=REPO_ROOT / ".env")  # the bento reads no .env itself
+    return env | as_env(BentoMLSettings(), serving) | {"BENTOML_HOME": str(settings.bentoml_home)}
 
 
 def write_program_environments(settings: StackSettings) -> list[Path]:

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from string import Template
 
-from stack.environments import configured
 from stack.settings import StackSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -31,7 +30,9 @@ def template_values(settings: StackSettings) -> dict[str, str]:
         "plugin_path": str(settings.jvm_dir / "plugins"),
         "kafka_max_message_bytes": str(kafka.kafka_max_message_bytes),
         "secrets_dir": str(settings.secrets_dir),
-        "extra_worker_properties": extra_worker_properties(configured()),
+        "extra_worker_properties": extra_worker_properties(
+            {f"CONNECT_{name.upper()}": value for name, value in connect.connect.items()}
+        ),
     }
 
 

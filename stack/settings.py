@@ -6,6 +6,7 @@ The names are the ones in `.env.example`; compose passes the same names, so one
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 from functools import cached_property
@@ -22,9 +23,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class _FromEnv(BaseSettings):
     model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
 
-    def as_env(self) -> dict[str, str]:
-        """The values under their env names, for the programs supervisord starts."""
-        return {name.upper(): str(value) for name, value in self.model_dump().items()}
+
+def as_env(*settings: BaseSettings) -> dict[str, str]:
+    """Settings under their env names, for the programs the stack starts (a dict as JSON,
+    which pydantic-settings reads back)."""
+    dumped = [
+        (name, value) for one in settings for name, value in one.model_dump(mode="json").items()
+    ]
+    return {name.upper(): v if isinstance(v, str) else json.dumps(v) for name, v in dumped}
 
 
 class PostgresSettings(_FromEnv):
@@ -106,8 +112,12 @@ class KafkaServerSettings(KafkaSettings):
 
 
 class ConnectSettings(_FromEnv):
+    # CONNECT_<PROPERTY> fills `connect` (pydantic-settings' nesting): worker properties
+    model_config = SettingsConfigDict(env_nested_delimiter="_", env_nested_max_split=1)
+
     connect_host: str = "127.0.0.1"
     connect_port: int = 8083
+    connect: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -164,6 +174,7 @@ class StackSettings(_FromEnv):
     # port CONNECT_PORT + n - 1 (REST) or TRANSFORMER_METRICS_PORT + n - 1 (/metrics).
     transformer_instances: int = Field(1, ge=1, le=8)
     connect_workers: int = Field(1, ge=1, le=4)
+    bentoml_home: Path = REPO_ROOT / ".state" / "bentoml"  # the model store (as in the Makefile)
 
     @cached_property
     def postgres(self) -> PostgresSettings:
@@ -204,10 +215,6 @@ class StackSettings(_FromEnv):
     def env_dir(self) -> Path:
         """Each launched program's environment (stack/environments.py), mode 0700."""
         return self.state_dir / "env"
-
-    @property
-    def bentoml_home(self) -> Path:
-        return self.state_dir / "bentoml"
 
     @property
     def secrets_dir(self) -> Path:

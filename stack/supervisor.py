@@ -6,6 +6,7 @@ and each program see.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import xmlrpc.client
@@ -15,7 +16,7 @@ from pathlib import Path
 from supervisor.xmlrpc import SupervisorTransport
 
 from stack import adminer_dir, environments
-from stack.environments import VENV_BIN, configured, supervisord_environment
+from stack.environments import VENV_BIN, program_environment, supervisord_environment
 from stack.settings import StackSettings
 
 __all__ = ["VENV_BIN", "ProcessState", "Supervisor", "stack_environment"]
@@ -30,11 +31,10 @@ class ProcessState:
 
 
 def stack_environment(settings: StackSettings) -> dict[str, str]:
-    """Every setting plus the STACK_* values: for the one-shot commands `make` runs
-    (training), never for a supervised program."""
-    env = {**configured(), **supervisord_environment(settings)}
-    env.setdefault("BENTOML_HOME", str(settings.bentoml_home))
-    return env
+    """Ours plus the STACK_* values and BentoML's settings: for the one-shot commands
+    `make` runs (training), never for a supervised program."""
+    bentoml = program_environment(settings, "bentoml")
+    return {**os.environ, **supervisord_environment(settings), **bentoml}
 
 
 class Supervisor:

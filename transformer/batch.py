@@ -1,14 +1,9 @@
-"""One micro-batch: what its messages ask for, decided before any I/O.
-
-Unparseable messages are dead letters at once, so garbage cannot hide a valid event;
-so is any message whose parsing raised something unexpected (`internal_error`): one
-message never fails its batch. Of the rest only the newest event per listing counts (the
-last consumed: offsets come in order per partition): an older version is wasted work, and
-must not follow a delete. A tombstone right after its delete keeps the delete's position,
-so the table still records the deletion (records.py).
-"""
-
-from __future__ import annotations
+"""One micro-batch: what its messages ask for, decided before any I/O. A message that
+cannot be parsed is a dead letter at once (`internal_error` if parsing raised something
+unexpected), so it can neither hide a valid event nor fail its batch. Of the rest only the
+newest event per listing counts (offsets come in order per partition): an older version
+is wasted work and must not follow a delete. A tombstone right after its delete keeps the
+delete's position, so the table still records the deletion (records.py)."""
 
 import time
 from collections import Counter
@@ -40,9 +35,6 @@ class Batch:
     kinds: Counter[str] = field(default_factory=Counter)  # events by kind, for the metrics
     consumed_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)  # per-hop
 
-    def partitions(self) -> set[Partition]:
-        return {partition_of(message) for message in self.messages}
-
     def next_offsets(self) -> dict[Partition, int]:
         """What to commit: the last consumed offset + 1 per partition (Kafka's convention)."""
         return {partition_of(m): int(m.offset() or 0) + 1 for m in self.messages}
@@ -54,13 +46,10 @@ def build(messages: list[Message]) -> Batch:
     for message in messages:
         try:
             event = parse(message.key(), message.value())
-        except Invalid as invalid:
+        except Exception as exc:  # Invalid says why; anything else is a bug, costing one message
+            why = exc.args if isinstance(exc, Invalid) else (Reason.INTERNAL_ERROR, repr(exc))
+            batch.dead.append(DeadLetter(message, *why))
             batch.kinds["invalid"] += 1
-            batch.dead.append(DeadLetter(message, invalid.reason, str(invalid)))
-            continue
-        except Exception as exc:  # a bug must cost one message, not the pipeline
-            batch.kinds["invalid"] += 1
-            batch.dead.append(DeadLetter(message, Reason.INTERNAL_ERROR, repr(exc)))
             continue
         batch.kinds[event.kind] += 1
         _, older = newest.pop(event.car_id, (None, None))  # re-inserted: keeps consumed order

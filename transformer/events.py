@@ -1,13 +1,11 @@
 """Debezium change events of `tbl_car_price` (JsonConverter, `schemas.enable=false`):
 key `{"id": 42}`, value `{"op", "before", "after", "source": {"ts_ms", "lsn"}}` or null
 (the tombstone after a delete). `parse` says what a message asks for, or why it names no
-listing at all (`Reason`: the DLQ header and metrics label). A listing whose row breaks
-the model's own request schema (model/api_schema.py) is `refused` here, without a call.
-"""
-
-from __future__ import annotations
+listing (`Reason`: the DLQ header and metrics label). A listing breaking the model's own
+request schema (model/api_schema.py) is `refused` here, without a call."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -16,10 +14,8 @@ from pydantic import ValidationError
 
 from model.api_schema import Listing
 
-LISTING_FIELDS = tuple(Listing.model_fields)
 KINDS = {"c": "create", "r": "read", "u": "update", "d": "delete"}  # op -> metrics label
 INT64 = range(-(2**63), 2**63)  # car_id and source_lsn are bigint columns
-REASON_CHARS = 300
 
 
 class Reason(StrEnum):
@@ -35,9 +31,7 @@ class Reason(StrEnum):
 
 
 class Invalid(ValueError):
-    def __init__(self, reason: Reason, error: str) -> None:
-        super().__init__(error)
-        self.reason = reason
+    """Raised as Invalid(reason, error): the message names no listing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +43,15 @@ class Refusal:
     code: Reason = Reason.REJECTED_BY_MODEL  # the DLQ copy's reason
 
 
-def refusal(errors: list[dict[str, Any]], skip: int = 0, code: Reason | None = None) -> Refusal:
-    """The first pydantic error as a Refusal; `skip` drops the loc's leading parts."""
-    if not errors:
-        return Refusal("refused by the model")
-    loc = [str(part) for part in errors[0].get("loc", ())][skip:]
-    field = ".".join(loc)[:100] or None
-    text = f"{field}: {errors[0].get('msg')}" if field else str(errors[0].get("msg"))
-    return Refusal(text[:REASON_CHARS], field, code or Reason.REJECTED_BY_MODEL)
+def refusal(loc: Sequence[Any], msg: str, code: Reason = Reason.REJECTED_BY_MODEL) -> Refusal:
+    """A pydantic error (its `loc` below the listing, and `msg`) as a Refusal."""
+    field = ".".join(map(str, loc))[:100] or None
+    return Refusal((f"{field}: {msg}" if field else msg)[:300], field, code)
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One listing's change: `listing` to price, `refused` when it can't be, neither
-    when its prediction must go (a delete or a tombstone)."""
+    """One listing's change: `listing` to price, or `refused`, or neither (delete, tombstone)."""
 
     car_id: int
     kind: str  # create, read, update, delete or tombstone
@@ -95,12 +84,12 @@ def parse(key: bytes | None, value: bytes | None) -> Event:
     ts_ms, lsn = _id(source, "ts_ms"), _id(source, "lsn")
     if op == "d":
         return Event(car_id, "delete", None, ts_ms, lsn)
-    listing = {name: row.get(name) for name in LISTING_FIELDS}
+    listing = {name: row.get(name) for name in Listing.model_fields}
     try:
         Listing.model_validate(listing)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        why = refusal(list(errors), code=Reason.INVALID_LISTING)
+        error = exc.errors(include_url=False)[0]
+        why = refusal(error["loc"], error["msg"], Reason.INVALID_LISTING)
         return Event(car_id, KINDS[op], None, ts_ms, lsn, why)
     return Event(car_id, KINDS[op], listing, ts_ms, lsn)
 

@@ -1,11 +1,7 @@
 """Prometheus metrics of the transformer; dashboards and tests use these names. Tests pass
-a fresh registry; the service uses the default one (with the process_* series).
-"""
-
-from __future__ import annotations
+a fresh registry; the service uses the default one (with the process_* series)."""
 
 import collections
-import time
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -15,7 +11,6 @@ from transformer.events import KINDS, Reason
 
 SIZES = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-LAG_EVERY_S = 5.0
 
 
 class Metrics:
@@ -23,7 +18,7 @@ class Metrics:
         def new(kind: Any, name: str, doc: str, *labels: str, **options: Any) -> Any:
             return kind(f"transformer_{name}", doc, labels, registry=registry, **options)
 
-        self.registry, self.lag_due = registry, 0.0
+        self.registry = registry
         self.events_consumed = new(Counter, "events_consumed", "CDC messages, by kind", "kind")
         self.predictions_produced = new(Counter, "predictions_produced", "Predictions acked")
         self.tombstones_produced = new(Counter, "tombstones_produced", "Deletes acked")
@@ -46,27 +41,18 @@ class Metrics:
         for outcome in ("ok", "rejected", "unavailable"):
             self.bentoml_request_seconds.labels(outcome)
 
-    def observe_request(self, seconds: float, outcome: str) -> None:
-        self.bentoml_request_seconds.labels(outcome).observe(seconds)
-
-    def delivered(self, labels: collections.Counter[str], kinds: collections.Counter[str]) -> dict:
-        """Count a batch whose records are all acknowledged; returns the counts to log."""
+    def delivered(self, records: collections.Counter[str], kinds: collections.Counter[str]) -> None:
+        """Count a batch whose records (by label) are all acknowledged."""
         for kind, count in kinds.items():
             self.events_consumed.labels(kind).inc(count)
-        self.predictions_produced.inc(predictions := labels.pop("prediction", 0))
-        self.tombstones_produced.inc(tombstones := labels.pop("tombstone", 0))
-        self.refusals_produced.inc(refused := labels.pop("refused", 0))
-        deleted = labels.pop("deleted", 0)  # the deletion records before the tombstones
-        for reason, count in labels.items():
-            self.dlq_messages.labels(reason).inc(count)
-        counts = {"predictions": predictions, "refused": refused, "deleted": deleted}
-        return counts | {"tombstones": tombstones, "dlq": dict(labels)}
+        self.predictions_produced.inc(records["prediction"])
+        self.tombstones_produced.inc(records["tombstone"])
+        self.refusals_produced.inc(records["refused"])
+        for reason in Reason:  # the dead letters ("deleted" records go with their tombstones)
+            self.dlq_messages.labels(reason.value).inc(records[reason])
 
     def refresh_lag(self, consumer: Any) -> None:
-        """Lag per owned partition, from the consumer's local state (no broker round trip)."""
-        if time.monotonic() < self.lag_due:
-            return
-        self.lag_due = time.monotonic() + LAG_EVERY_S
+        """Lag per owned partition, from local state: cheap enough for every turn of the loop."""
         try:
             for tp in consumer.position(consumer.assignment()):
                 _, high = consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)

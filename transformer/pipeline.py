@@ -1,20 +1,12 @@
-"""The consume -> predict -> produce -> commit loop: at-least-once, and a replay is
-harmless because the sink upserts on car_id.
-
-- A batch is what one `Consumer.consume(batch_size, max_wait)` returns.
-- Offsets are committed (synchronously, last offset + 1) only after every record of the
-  batch (predictions, tombstones, dead letters) is acknowledged by the acks=all
-  idempotent producer, and only for partitions owned all along since the batch was
-  consumed; records of a partition revoked meanwhile are not produced at all.
-- One message never fails its batch: what cannot be parsed, priced or produced goes to
-  the DLQ (an unexpected exception as `internal_error`, a record the producer refuses,
-  e.g. too large, as a bare note with the dlq.* headers) and the rest goes on.
-- When BentoML fails or a record is not acknowledged, the batch is rewound to the last
-  commit and the loop waits with the partitions paused, polling so the consumer stays
-  in its group. The wait doubles up to its cap and starts over after a success.
-"""
-
-from __future__ import annotations
+"""The consume -> predict -> produce -> commit loop, at least once (a replay is harmless:
+the sink upserts on car_id). A batch is what one `Consumer.consume(batch_size, max_wait)`
+returns; one message never fails it (what cannot be handled goes to the DLQ, records.py).
+Offsets are committed (last offset + 1) only once every record of the batch is
+acknowledged by the acks=all idempotent producer, and only for partitions owned all along
+since the batch was consumed; records of a partition revoked meanwhile are not produced.
+When BentoML fails or a record is not acknowledged, the batch is rewound to the last
+commit and the loop waits with the partitions paused, polling so the consumer stays in
+its group; the wait doubles up to its cap and starts over after a success."""
 
 import logging
 import threading
@@ -26,20 +18,16 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
-from transformer.batch import Batch, Partition, build, partition_of
+from transformer.batch import Batch, DeadLetter, Partition, build, partition_of
 from transformer.events import Reason, Refusal
 from transformer.metrics import Metrics
 from transformer.predictor import Unavailable
-from transformer.records import Record, for_batch
+from transformer.records import Out, dead_letter, for_batch
 from transformer.settings import Settings
 
 log = logging.getLogger("transformer")
 kafka_log = logging.getLogger("transformer.kafka")  # librdkafka's own lines too
 SLICE_S = 0.5  # the longest a wait takes to notice SIGTERM
-
-
-class Fatal(RuntimeError):
-    """librdkafka reported a fatal error: the client is unusable, restart the process."""
 
 
 @dataclass
@@ -52,31 +40,29 @@ class Pipeline:
     producer: Any = None
     delay: float = 0.0  # the current backoff; 0 after a success
     revoked: set[Partition] = field(default_factory=set)  # since the batch was consumed
-    fatal: str | None = None
 
     def on_error(self, error: KafkaError) -> None:
-        """error_cb of both clients, and consume errors: a fatal one stops the loop."""
+        """error_cb of both clients, and consume errors. A fatal one (the client is unusable)
+        ends the loop: raised in a callback, it comes out of the call that served it."""
         if error.fatal():
-            self.fatal = error.str()
-        kafka_log.log(logging.CRITICAL if error.fatal() else logging.WARNING, error.str())
+            raise KafkaException(error)
+        kafka_log.warning(error.str())
 
     def run(self) -> None:
-        """Loop until `stop` is set; raises Fatal when a client becomes unusable."""
-        topic = self.s.cdc_topic
-        self.consumer.subscribe([topic], on_revoke=self._revoked, on_lost=self._revoked)
-        log.info(f"consuming {topic}", extra={"event": "started"})
+        """Loop until `stop` is set; raises KafkaException when a client becomes unusable."""
+        self.consumer.subscribe([self.s.cdc_topic], on_revoke=self._revoked, on_lost=self._revoked)
+        log.info(f"consuming {self.s.cdc_topic}", extra={"event": "started"})
         while not self.stop.is_set():
             self.run_once()
-        log.info("stop requested", extra={"event": "stopping"})
 
     def run_once(self) -> str | None:
         """Consume and handle one batch; returns its outcome, None when there was none."""
         self.revoked.clear()
         # librdkafka keeps a partition's pause across a revoke and re-assign: a rebalance
         # during a paused wait would otherwise leave the partitions paused for good
-        self._resume()
+        self.consumer.resume(self.consumer.assignment())
         started, wait_s = time.monotonic(), self.s.transformer_batch_max_wait_ms / 1000
-        messages = self._consume(self.s.transformer_batch_size, wait_s)
+        messages = self._consume(wait_s)
         outcome = self._handle(build(messages), started) if messages else None
         self.metrics.refresh_lag(self.consumer)
         return outcome
@@ -91,23 +77,20 @@ class Pipeline:
             self.metrics.bentoml_available.set(0)
             return self._retry(batch, started, str(exc))
         self.metrics.bentoml_available.set(1)
-        topics = (self.s.predictions_topic, self.s.dlq_topic)
-        out = for_batch(batch, answers, topics, self.s.kafka_max_message_bytes)
-        out = [item for item in out if partition_of(item[0]) not in self.revoked]
-        error = self._deliver([record for _, record, _ in out])
-        if error is not None:
+        out = [
+            o for o in for_batch(batch, answers, self.s) if partition_of(o[0]) not in self.revoked
+        ]
+        if (error := self._deliver(out)) is not None:
             return self._retry(batch, started, error)
         self.delay = 0.0
-        counts = self.metrics.delivered(Counter(label for _, _, label in out), batch.kinds)
+        self.metrics.delivered(records := Counter(label for _, _, label in out), batch.kinds)
         outcome = self._commit(batch)
-        self._rewind(batch.partitions() & self.revoked)  # owned again: re-read what was skipped
-        self._resume()
-        return self._log(batch, started, outcome, **counts)
+        self._rewind(self.revoked & batch.next_offsets().keys())  # owned again: read it again
+        return self._log(batch, started, outcome, records=dict(records))
 
     def _predict(self, listings: list[dict[str, Any]]) -> list[Any]:
-        """The model's answers. When the call raises something unexpected (a bug, not an
-        outage), each listing is asked alone, and one that still raises is refused as
-        `internal_error`: it cannot fail the others."""
+        """The model's answers. A call raising something unexpected (a bug, not an outage) is
+        made again one listing at a time; one that still raises is refused (internal_error)."""
         try:
             return self.predict(listings) if listings else []
         except Unavailable:
@@ -118,17 +101,7 @@ class Pipeline:
                 return [Refusal(f"internal error: {exc!r:.200}", None, Reason.INTERNAL_ERROR)]
         return [answer for listing in listings for answer in self._predict([listing])]
 
-    def _produce(self, record: Record, on_delivery: Callable) -> None:
-        topic, key, value, headers = record
-        while True:
-            try:
-                return self.producer.produce(
-                    topic, value, key, headers=headers, on_delivery=on_delivery
-                )
-            except BufferError:  # the local queue is full: serve reports first
-                self.producer.poll(SLICE_S)
-
-    def _deliver(self, records: list[Record]) -> str | None:
+    def _deliver(self, out: list[Out]) -> str | None:
         """Produce, then wait for every acknowledgement; returns the first failure."""
         failures: list[str] = []
 
@@ -136,30 +109,23 @@ class Pipeline:
             if error is not None:
                 failures.append(error.str())
 
-        for record in records:
+        for message, record, _ in out:
             try:
-                self._produce(record, on_delivery)
-            except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: a bare note instead
-                kept = [(n, v) for n, v in record.headers or [] if n.startswith("dlq.source")]
-                note = {"reason": Reason.INTERNAL_ERROR, "error": f"{exc!s:.2000}"}
-                note |= {"topic": record.topic, "original.size": len(record.value or b"")}
-                kept += [(f"dlq.{name}", str(value).encode()) for name, value in note.items()]
-                self._produce(Record(self.s.dlq_topic, None, None, kept), on_delivery)
-        stop_seen = None
+                self.producer.produce(**record._asdict(), on_delivery=on_delivery)
+            except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: its message, trimmed
+                note = DeadLetter(message, Reason.INTERNAL_ERROR, f"{record.topic}: {exc}")
+                note_record = dead_letter(self.s.dlq_topic, note, 0)
+                self.producer.produce(**note_record._asdict(), on_delivery=on_delivery)
+        grace_s = self.s.transformer_shutdown_timeout_ms / 1000  # once stopping
         while self.producer.flush(SLICE_S):
             self._poll_paused(0)  # a long wait for the broker must not cost our partitions
-            if self.stop.is_set():
-                stop_seen = stop_seen or time.monotonic()
-                if time.monotonic() - stop_seen > self.s.transformer_shutdown_timeout_ms / 1000:
-                    return "shutdown with records unacknowledged"
+            if self.stop.is_set() and self.producer.flush(grace_s):
+                return "shutdown with records unacknowledged"
         return failures[0] if failures else None
 
     def _commit(self, batch: Batch) -> str:
-        offsets = [
-            TopicPartition(topic, partition, offset)
-            for (topic, partition), offset in sorted(batch.next_offsets().items())
-            if (topic, partition) not in self.revoked
-        ]
+        owned = sorted((p, o) for p, o in batch.next_offsets().items() if p not in self.revoked)
+        offsets = [TopicPartition(*partition, offset) for partition, offset in owned]
         if not offsets:
             return "revoked"
         try:
@@ -170,56 +136,38 @@ class Pipeline:
 
     def _retry(self, batch: Batch, started: float, error: str) -> str:
         """Rewind the batch to the last commit, then wait, backing off up to the cap."""
-        s = self.s
-        initial, cap = s.transformer_retry_backoff_initial_ms, s.transformer_retry_backoff_max_ms
-        self.delay = min(max(self.delay * 2, initial / 1000), cap / 1000)
-        self._rewind(batch.partitions())
+        initial_s = self.s.transformer_retry_backoff_initial_ms / 1000
+        cap_s = self.s.transformer_retry_backoff_max_ms / 1000
+        self.delay = min(max(self.delay * 2, initial_s), cap_s)
+        self._rewind(set(batch.next_offsets()))
         outcome = "retried" if self._wait(self.delay) else "abandoned"
         return self._log(batch, started, outcome, error=error, retry_in_s=self.delay)
 
     def _rewind(self, partitions: set[Partition]) -> None:
-        """Seek back to the last commit, as a restart would: the batch is read again."""
+        """Seek back to the last commit (none yet: the earliest), as a restart would."""
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         wanted = [TopicPartition(*partition) for partition in sorted(partitions & owned)]
-        try:
-            for tp in self.consumer.committed(wanted, timeout=10) if wanted else []:
-                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING  # none yet: earliest
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-        except KafkaException as exc:
-            raise Fatal(f"cannot rewind to the last commit: {exc}") from exc
+        for tp in self.consumer.committed(wanted, timeout=10) if wanted else []:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     def _wait(self, seconds: float) -> bool:
         """Sleep with the partitions paused; False when SIGTERM cut it short."""
         deadline = time.monotonic() + seconds
         while not self.stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
             self._poll_paused(min(remaining, SLICE_S))
-        self._resume()
-        return not self.stop.is_set()
+        return not self.stop.is_set()  # the next batch resumes the partitions
 
     def _poll_paused(self, timeout: float) -> None:
-        """Serve heartbeats and rebalances without taking work: what a partition assigned
-        meanwhile (so not paused yet) delivers is rewound."""
+        """Serve rebalances without taking work; a partition assigned meanwhile is rewound."""
         self.consumer.pause(self.consumer.assignment())
-        first: dict[Partition, int] = {}
-        for message in self._consume(self.s.transformer_batch_size, timeout):
-            first.setdefault(partition_of(message), message.offset())
-        for partition, offset in first.items():
-            self.consumer.seek(TopicPartition(*partition, offset))
+        self._rewind({partition_of(message) for message in self._consume(timeout)})
 
-    def _resume(self) -> None:
-        self.consumer.resume(self.consumer.assignment())
-
-    def _consume(self, count: int, timeout: float) -> list[Message]:
-        messages = []
-        for message in self.consumer.consume(count, timeout):
-            error = message.error()
-            if error is None:
-                messages.append(message)
-            elif error.code() != KafkaError._PARTITION_EOF:
-                self.on_error(error)
-        if self.fatal:
-            raise Fatal(self.fatal)
-        return messages
+    def _consume(self, timeout: float) -> list[Message]:
+        messages = self.consumer.consume(self.s.transformer_batch_size, timeout)
+        for error in filter(None, (message.error() for message in messages)):
+            self.on_error(error)
+        return [message for message in messages if message.error() is None]
 
     def _revoked(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         self.revoked |= {(tp.topic, tp.partition) for tp in partitions}

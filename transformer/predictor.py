@@ -1,15 +1,12 @@
-"""BentoML `POST /predict`, one call per batch, and what its answers mean.
-
-No answer, a timeout, a 5xx or a malformed 200 is `Unavailable`: the caller retries. A 400
-names the refused listings in `detail[*].loc` (`["listings", i, field]`, model/api_schema.py):
-they are refused (a `Refusal` with that field and message) and the rest is sent again (a
-400 naming none refuses all it was sent).
-"""
-
-from __future__ import annotations
+"""BentoML `POST /predict`, one call per batch, and what its answers mean. No answer, a
+timeout, a 5xx or a malformed 200 is `Unavailable`: the caller retries. A 400 names the
+refused listings in `detail[*].loc` (`["listings", i, field]`, model/api_schema.py): they
+are refused with that field and message, and the rest is sent again (a 400 naming none
+refuses all it was sent)."""
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,13 +22,10 @@ class Unavailable(Exception):
     """The service is down, slow or answered nonsense: retry later."""
 
 
+@dataclass(frozen=True)
 class Predictor:
-    def __init__(self, client: httpx.Client, observe: Callable[[float, str], None]) -> None:
-        self._client = client  # base_url and timeout set: BentoML's address
-        self._observe = observe  # (seconds, outcome ok/rejected/unavailable) per request
-
-    def close(self) -> None:
-        self._client.close()
+    client: httpx.Client  # base_url and timeout set: BentoML's address
+    observe: Callable[[float, str], None]  # (seconds, outcome ok/rejected/unavailable) per call
 
     def predict(self, listings: list[dict[str, Any]]) -> list[PricePrediction | Refusal]:
         """One answer per listing, in order."""
@@ -51,7 +45,7 @@ class Predictor:
     def _post(self, listings: list[dict[str, Any]]) -> list[PricePrediction] | dict[int, Refusal]:
         started, outcome = time.perf_counter(), "unavailable"
         try:
-            response = self._client.post("/predict", json={"listings": listings})
+            response = self.client.post("/predict", json={"listings": listings})
             if response.status_code == 400:
                 outcome = "rejected"
                 return _named(response)
@@ -65,18 +59,17 @@ class Predictor:
         except (httpx.HTTPError, ValidationError) as exc:
             raise Unavailable(f"/predict failed: {exc!r:.300}") from exc
         finally:
-            self._observe(time.perf_counter() - started, outcome)
+            self.observe(time.perf_counter() - started, outcome)
 
 
 def _named(response: httpx.Response) -> dict[int, Refusal]:
     """The listings a 400 body names (pydantic's `loc`), each with its first error."""
+    named: dict[int, Refusal] = {}
     try:
-        errors = [e for e in response.json()["detail"] if isinstance(e.get("loc"), list)]
+        for error in response.json()["detail"]:
+            loc, msg = error["loc"], str(error.get("msg", "refused by the model"))
+            if len(loc) > 1 and loc[0] == "listings" and type(loc[1]) is int:
+                named.setdefault(loc[1], refusal(loc[2:], msg))
     except (ValueError, KeyError, TypeError, AttributeError):
         return {}
-    named: dict[int, list[dict[str, Any]]] = {}
-    for error in errors:
-        loc = error["loc"]
-        if len(loc) > 1 and loc[0] == "listings" and type(loc[1]) is int:
-            named.setdefault(loc[1], []).append(error)
-    return {index: refusal(found, skip=2) for index, found in named.items()}
+    return named

@@ -1,46 +1,28 @@
 """`python -m transformer`: settings, JSON logs, signals, /metrics and the clients around
 the pipeline. Exits 0 after SIGTERM/SIGINT, 1 on a fatal Kafka error (a restart replays
-from the last commit), 2 on invalid configuration.
-"""
+from the last commit), 2 on invalid configuration."""
 
-from __future__ import annotations
-
-import json
 import logging
 import signal
-import sys
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import start_http_server
 from pydantic import ValidationError
+from pythonjsonlogger.json import JsonFormatter
 
 from transformer.metrics import Metrics
-from transformer.pipeline import Fatal, Pipeline
+from transformer.pipeline import Pipeline
 from transformer.predictor import Predictor
 from transformer.settings import Settings
 
 log = logging.getLogger("transformer")
-_STANDARD = set(vars(logging.makeLogRecord({})))
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; the `extra=` fields of a call become top-level keys."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        line |= {key: value for key, value in vars(record).items() if key not in _STANDARD}
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, separators=(",", ":"))
+NAMES = {"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
+JSON_LINES = JsonFormatter(  # one object per line; the `extra=` fields are top-level keys
+    "{levelname}{name}{message}", style="{", timestamp="ts", rename_fields=NAMES
+)
 
 
 class OncePer(logging.Filter):
@@ -55,15 +37,14 @@ class OncePer(logging.Filter):
         message, now = record.getMessage(), record.created
         if now - self.last.get(message, float("-inf")) < self.interval_s:
             return False
-        if len(self.last) > 1000:  # bounded, whatever the messages
-            self.last.clear()
+        self.last = {m: t for m, t in self.last.items() if now - t < self.interval_s}  # bounded
         self.last[message] = now
         return True
 
 
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(JSON_LINES)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is too many
     logging.getLogger("transformer.kafka").addFilter(OncePer())
@@ -91,9 +72,8 @@ def run() -> int:
         log.critical("invalid configuration", extra={"event": "invalid_settings", "errors": errors})
         return 2
     configure_logging(settings.transformer_log_level)
-    stop = threading.Event()
+    stop, metrics = threading.Event(), Metrics()
     stop_on_signals(stop)
-    metrics = Metrics()
     host, port = settings.transformer_metrics_host, settings.transformer_metrics_port
     try:
         server, _ = start_http_server(port, host, metrics.registry)
@@ -103,9 +83,9 @@ def run() -> int:
     url = f"http://{host}:{server.server_address[1]}/metrics"
     log.info("transformer starting", extra={"event": "config", "metrics": url})
     timeout_s = settings.transformer_request_timeout_ms / 1000
-    predictor = Predictor(
-        httpx.Client(base_url=settings.bentoml_url, timeout=timeout_s), metrics.observe_request
-    )
+    client = httpx.Client(base_url=settings.bentoml_url, timeout=timeout_s)
+    seconds = metrics.bentoml_request_seconds
+    predictor = Predictor(client, lambda took, outcome: seconds.labels(outcome).observe(took))
     pipeline = Pipeline(settings, predictor.predict, metrics, stop)
     callbacks = {"error_cb": pipeline.on_error, "logger": logging.getLogger("transformer.kafka")}
     pipeline.consumer = Consumer(settings.consumer_config() | callbacks)
@@ -113,12 +93,12 @@ def run() -> int:
     exit_code = 0
     try:
         pipeline.run()
-    except Fatal as exc:
+    except KafkaException as exc:  # fatal: the client is unusable
         log.critical(f"fatal Kafka error, exiting: {exc}", extra={"event": "fatal"})
         exit_code = 1
     finally:
         pipeline.consumer.close()  # leaves the group now, not after the session timeout
-        predictor.close()
+        client.close()
         server.shutdown()
     log.info("transformer stopped", extra={"event": "stopped", "exit_code": exit_code})
     return exit_code

@@ -1,23 +1,20 @@
 """Transformer settings. The broker, topics and the BentoML and /metrics addresses are the
 stack's own classes (stack/settings.py), so each env name is declared once; what only the
-transformer reads is prefixed TRANSFORMER_.
-"""
+transformer reads is prefixed TRANSFORMER_."""
 
-from __future__ import annotations
+from typing import Annotated, Any, Literal, Self
 
-import logging
-import os
-from typing import Any
-
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from model.api_schema import MAX_BATCH
 from stack.settings import BentoMLSettings, KafkaSettings, TransformerMetricsSettings
 
+Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
 
 class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
-    model_config = SettingsConfigDict(frozen=True)
+    model_config = SettingsConfigDict(frozen=True, env_nested_delimiter="_", env_nested_max_split=1)
 
     transformer_group_id: str = "car-price-transformer"
     # one batch is one /predict call, so it never exceeds what the service accepts
@@ -27,37 +24,25 @@ class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
     transformer_retry_backoff_initial_ms: int = Field(200, ge=1, le=600_000)
     transformer_retry_backoff_max_ms: int = Field(5_000, ge=1, le=600_000)
     transformer_shutdown_timeout_ms: int = Field(10_000, ge=0, le=600_000)
-    transformer_log_level: str = "INFO"
-
-    @field_validator("transformer_log_level")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        if value.upper() not in logging.getLevelNamesMapping():
-            raise ValueError(f"unknown log level {value!r}")
-        return value.upper()
+    transformer_log_level: Annotated[Level, BeforeValidator(str.upper)] = "INFO"
+    # librdkafka properties for both clients, read by pydantic-settings' nesting (above):
+    # TRANSFORMER_KAFKA_SECURITY_PROTOCOL=SASL_SSL -> security.protocol (SASL, TLS, no code change)
+    transformer_kafka: dict[str, str] = {}
 
     @model_validator(mode="after")
-    def _backoff_bounds(self) -> Settings:
+    def _backoff_bounds(self) -> Self:
         if self.transformer_retry_backoff_max_ms < self.transformer_retry_backoff_initial_ms:
             raise ValueError("the backoff cap must be >= the initial backoff")
         return self
 
-    @staticmethod
-    def kafka_client_extras() -> dict[str, str]:
-        """librdkafka properties from TRANSFORMER_KAFKA_<PROPERTY> variables, e.g.
-        TRANSFORMER_KAFKA_SECURITY_PROTOCOL=SASL_SSL -> security.protocol: how to reach a
-        secured Kafka (SASL, TLS) without a code change. Applied to both clients."""
-        prefix = "TRANSFORMER_KAFKA_"
-        return {
-            name[len(prefix) :].lower().replace("_", "."): value
-            for name, value in os.environ.items()
-            if name.startswith(prefix)
-        }
+    def _client_config(self) -> dict[str, Any]:
+        """Both clients' base: the passed-through properties, which ours then override."""
+        extras = {name.replace("_", "."): value for name, value in self.transformer_kafka.items()}
+        ours = {"bootstrap.servers": self.bootstrap_servers, "client.id": "car-price-transformer"}
+        return extras | ours
 
     def consumer_config(self) -> dict[str, Any]:
-        return self.kafka_client_extras() | {
-            "bootstrap.servers": self.bootstrap_servers,
-            "client.id": "car-price-transformer",
+        return self._client_config() | {
             "group.id": self.transformer_group_id,
             "enable.auto.commit": False,  # committed explicitly, after delivery
             "enable.auto.offset.store": False,
@@ -68,9 +53,7 @@ class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
         }
 
     def producer_config(self) -> dict[str, Any]:
-        return self.kafka_client_extras() | {
-            "bootstrap.servers": self.bootstrap_servers,
-            "client.id": "car-price-transformer",
+        return self._client_config() | {
             "acks": "all",
             "enable.idempotence": True,  # broker-side dedupe of internal retries, keeps order
             "linger.ms": 5,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -63,6 +64,25 @@ def test_settings_and_prefixed_names_reach_their_program(settings: StackSettings
     bentoml = program_environment(settings, "bentoml")
     assert bentoml["CAR_PRICE_PREDICT_THREADS"] == "1"
     assert bentoml["BENTOML_HOME"]
+
+
+def test_the_transformer_reads_back_what_its_settings_passed_on(
+    settings: StackSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its environment is its own settings class, dumped under the env names: librdkafka
+    properties (TRANSFORMER_KAFKA_<PROPERTY>) arrive as the one JSON value they became."""
+    from transformer.settings import Settings
+
+    monkeypatch.setenv("TRANSFORMER_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    env = program_environment(settings, "transformer")
+    for name in [name for name in os.environ if name.startswith(("TRANSFORMER_", "KAFKA_"))]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    passed = Settings(_env_file=None)
+    assert passed.transformer_batch_size == 7
+    assert passed.consumer_config()["security.protocol"] == "SASL_SSL"
 
 
 def test_supervisord_itself_holds_no_secret(settings: StackSettings) -> None:

@@ -56,4 +56,3 @@ def test_commit_offsets_are_the_last_consumed_plus_one_per_partition(change: Mes
     )
 
     assert batch.next_offsets() == {(CDC_TOPIC, 0): 12, (CDC_TOPIC, 1): 4}
-    assert batch.partitions() == {(CDC_TOPIC, 0), (CDC_TOPIC, 1)}

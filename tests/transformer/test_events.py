@@ -96,4 +96,4 @@ def test_what_can_never_be_priced_says_why(
     with pytest.raises(Invalid) as raised:
         parse(key, value)
 
-    assert raised.value.reason == reason and str(raised.value)
+    assert raised.value.args[0] == reason and raised.value.args[1]

@@ -17,9 +17,12 @@ from transformer.records import (
     prediction_key,
     prediction_value,
 )
+from transformer.settings import Settings
 
 LIMIT = 1_048_576
-TOPICS = ("predictions", "dlq")
+SETTINGS = Settings(
+    _env_file=None, predictions_topic="predictions", dlq_topic="dlq", kafka_max_message_bytes=LIMIT
+)
 PREDICTION = PricePrediction(
     predicted_price=11000.5, price_low=9800.0, price_high=12100.0, model_version="xgb:abc"
 )
@@ -131,33 +134,33 @@ def test_every_message_of_a_batch_gets_its_record(change: MessageOf, message: Me
         [change("c", 1, offset=0), change("c", 2, offset=1), change("d", 3, offset=2), garbage]
     )
 
-    out = for_batch(batch, [PREDICTION, Refusal("mileage: too low", "mileage")], TOPICS, LIMIT)
+    out = for_batch(batch, [PREDICTION, Refusal("mileage: too low", "mileage")], SETTINGS)
 
     assert [(m.offset(), r.topic, label) for m, r, label in out] == [
-        (3, "dlq", "invalid_json"),
         (0, "predictions", "prediction"),
         (1, "predictions", "refused"),
-        (1, "dlq", "rejected_by_model"),
         (2, "predictions", "deleted"),
+        (3, "dlq", "invalid_json"),
+        (1, "dlq", "rejected_by_model"),
     ]
-    _, priced, _ = out[1]
+    _, priced, _ = out[0]
     assert priced.key == prediction_key(1)
     payload = json.loads(priced.value)["payload"]
     assert (payload["source_committed_at"], payload["source_lsn"]) == (1_700_000_000_001, 5_000_001)
     assert batch.consumed_ms <= payload["consumed_at"] <= payload["replied_at"], "per-hop times"
-    _, refused, _ = out[2]
+    _, refused, _ = out[1]
     assert json.loads(refused.value)["payload"]["reason"] == "mileage: too low"
-    _, letter, _ = out[3]
+    _, letter, _ = out[4]
     assert letter.value == batch.messages[1].value()
     assert ("dlq.error", b"mileage: too low") in letter.headers
-    _, deleted, _ = out[4]
+    _, deleted, _ = out[2]
     assert json.loads(deleted.value)["payload"]["status"] == "deleted"
 
 
 def test_a_listing_the_transformer_refuses_gets_a_refused_record(change: MessageOf) -> None:
     batch = build([change("u", 5, year=1850)])
 
-    out = for_batch(batch, [], TOPICS, LIMIT)
+    out = for_batch(batch, [], SETTINGS)
 
     assert [(r.topic, label) for _, r, label in out] == [
         ("predictions", "refused"),
@@ -173,7 +176,7 @@ def test_a_delete_then_its_tombstone_send_the_deletion_then_the_tombstone(
 ) -> None:
     batch = build([change("d", 3, offset=0, lsn=77), message(None, key_of(3), offset=1)])
 
-    out = for_batch(batch, [], TOPICS, LIMIT)
+    out = for_batch(batch, [], SETTINGS)
 
     assert [(r.value is None, label) for _, r, label in out] == [
         (False, "deleted"),
@@ -184,7 +187,7 @@ def test_a_delete_then_its_tombstone_send_the_deletion_then_the_tombstone(
 
 
 def test_a_lone_tombstone_sends_only_the_tombstone(message: MessageOf) -> None:
-    out = for_batch(build([message(None, key_of(3))]), [], TOPICS, LIMIT)
+    out = for_batch(build([message(None, key_of(3))]), [], SETTINGS)
 
     assert [(r.value, label) for _, r, label in out] == [(None, "tombstone")]
 
@@ -193,11 +196,11 @@ def test_a_record_that_cannot_be_built_is_an_internal_error(change: MessageOf) -
     batch = build([change("c", 1), change("c", 2)])
     broken = PREDICTION.model_copy(update={"predicted_price": float("nan")})  # not JSON
 
-    out = for_batch(batch, [broken, PREDICTION], TOPICS, LIMIT)
+    out = for_batch(batch, [broken, PREDICTION], SETTINGS)
 
-    assert [label for _, _, label in out] == ["internal_error", "prediction"]
-    headers = dict(out[0][1].headers)
-    assert b"ValueError" in headers["dlq.error"] and out[0][1].topic == "dlq"
+    assert [label for _, _, label in out] == ["prediction", "internal_error"]
+    headers = dict(out[1][1].headers)
+    assert b"ValueError" in headers["dlq.error"] and out[1][1].topic == "dlq"
 
 
 def test_tombstones_come_after_every_deletion_so_the_sink_batches_them(
@@ -209,7 +212,7 @@ def test_tombstones_come_after_every_deletion_so_the_sink_batches_them(
     ]
     batch = build([m for pair in pairs for m in pair])
 
-    out = for_batch(batch, [], TOPICS, LIMIT)
+    out = for_batch(batch, [], SETTINGS)
 
     assert [label for _, _, label in out] == ["deleted"] * 3 + ["tombstone"] * 3
     assert [r.key for _, r, _ in out] == [prediction_key(i) for i in (1, 2, 3)] * 2

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from model.api_schema import PricePrediction
 from tests.transformer.conftest import CDC_TOPIC, MessageOf, key_of
 from transformer.metrics import Metrics
-from transformer.pipeline import Fatal, Pipeline
+from transformer.pipeline import Pipeline
 from transformer.predictor import Unavailable
 
 Hook = Callable[["FakeConsumer"], None]
@@ -197,8 +197,8 @@ def test_a_batch_is_committed_after_every_ack_with_the_last_offset_plus_one(
     consumed = [h.metric("transformer_events_consumed_total", kind=kind) for kind in kinds]
     assert consumed == [1, 0, 2, 1, 1, 1]
     lines = [r for r in caplog.records if getattr(r, "event", None) == "batch"]
-    assert [(r.outcome, r.messages, r.predictions, r.tombstones) for r in lines] == [
-        ("committed", 6, 2, 1)
+    assert [(r.outcome, r.messages, r.records) for r in lines] == [
+        ("committed", 6, {"prediction": 2, "deleted": 1, "tombstone": 1, "invalid_json": 1})
     ]
 
 
@@ -234,8 +234,18 @@ def test_shutdown_while_bentoml_is_down_commits_and_produces_nothing(change: Mes
     assert h.pipeline.run_once() == "abandoned"
 
     assert time.monotonic() - started < 5, "SIGTERM cuts the wait short"
-    assert h.consumer.commits == [] and h.producer.acked == [] and h.consumer.paused == set()
+    assert h.consumer.commits == [] and h.producer.acked == []
     assert h.metric("transformer_batches_total", outcome="abandoned") == 1
+
+
+def test_stopping_waits_for_acknowledgements_no_longer_than_the_grace(change: MessageOf) -> None:
+    h = Harness({0: [change("c", 1, offset=0)]}, transformer_shutdown_timeout_ms=0)
+    h.producer.stuck = True
+    h.stop.set()
+
+    assert h.pipeline.run_once() == "abandoned"
+
+    assert h.consumer.commits == [] and h.producer.acked == []
 
 
 def test_a_failed_delivery_commits_nothing_and_the_batch_is_produced_again(
@@ -325,7 +335,7 @@ def test_consume_errors_are_skipped_and_a_fatal_one_stops_the_loop(
     assert h.pipeline.run_once() == "committed"
 
     h.consumer.errors = [Message(error=KafkaError(KafkaError._FATAL, "fenced", fatal=True))]
-    with pytest.raises(Fatal, match="fenced"):
+    with pytest.raises(KafkaException, match="fenced"):
         h.pipeline.run_once()
 
 
@@ -334,8 +344,9 @@ def test_a_fatal_client_error_stops_the_loop() -> None:
     h.pipeline.on_error(KafkaError(KafkaError._TRANSPORT, "brokers down"))
     assert h.pipeline.run_once() is None
 
-    h.pipeline.on_error(KafkaError(KafkaError._FATAL, "producer fenced", fatal=True))
-    with pytest.raises(Fatal, match="fenced"):
+    fenced = KafkaError(KafkaError._FATAL, "producer fenced", fatal=True)
+    h.consumer.hooks.append(lambda _: h.pipeline.on_error(fenced))  # error_cb, inside consume
+    with pytest.raises(KafkaException, match="fenced"):
         h.pipeline.run_once()
 
 
@@ -389,7 +400,7 @@ def test_a_listing_whose_prediction_raises_is_an_internal_error_alone(
     assert h.metric("transformer_dlq_messages_total", reason="internal_error") == 1
 
 
-def test_a_record_the_producer_refuses_becomes_a_bare_note_in_the_dlq(
+def test_a_record_the_producer_refuses_becomes_a_trimmed_note_in_the_dlq(
     message: MessageOf, change: MessageOf
 ) -> None:
     h = Harness({0: [message(b"x" * 100, key_of(1), offset=0), change("c", 2, offset=1)]})
@@ -406,6 +417,7 @@ def test_a_record_the_producer_refuses_becomes_a_bare_note_in_the_dlq(
 
     note = next(r for r in h.producer.acked if r[0].endswith(".dlq"))
     headers = dict(note[3])
-    assert (note[1], note[2]) == (None, None) and headers["dlq.reason"] == b"internal_error"
+    assert note[2] == b"" and headers["dlq.reason"] == b"internal_error"
+    assert headers["dlq.trimmed"] == b"true" and headers["dlq.source.offset"] == b"0"
     assert b"MSG_SIZE_TOO_LARGE" in headers["dlq.error"] and headers["dlq.original.size"] == b"100"
     assert h.acked_ids() == [2]

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from transformer.service import JsonFormatter
+from transformer.service import JSON_LINES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,7 @@ def test_log_lines_are_json_with_their_fields_on_top() -> None:
     )
     record.__dict__ |= {"event": "batch", "messages": 3}
 
-    line = json.loads(JsonFormatter().format(record))
+    line = json.loads(JSON_LINES.format(record))
 
     assert line["msg"] == "batch committed" and (line["event"], line["messages"]) == ("batch", 3)
     assert line["ts"].endswith("+00:00") and line["level"] == "INFO"

@@ -76,13 +76,16 @@ def test_a_tiny_bench_measures_the_real_stack_and_leaves_no_row_behind(
     before = _counts(db)
 
     argv = ["--bulk", "200", "--rates", "20", "--steady-seconds", "2", "--bridge-seconds", "2"]
+    argv += ["--rescore-listings", "100"]
     assert bench.main([*argv, "--out", str(tmp_path)]) == 0
 
     report = json.loads((tmp_path / "bench.json").read_text())
-    (bulk, steady) = report["runs"]
+    (bulk, steady, rescoring) = report["runs"]
     assert (bulk["name"], bulk["listings"], steady["name"]) == ("bulk 200", 200, "steady 20/s")
-    assert 30 <= steady["listings"] <= 41 and 5 <= steady["rate"] <= 21
-    for run in (bulk, steady):
+    assert rescoring["name"] == "steady 20/s + rescore"
+    for run in (steady, rescoring):
+        assert 30 <= run["listings"] <= 41 and 5 <= run["rate"] <= 21
+    for run in (bulk, steady, rescoring):
         s = run["summary"]
         assert 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"] < 120_000, run["name"]
         for hop in HOPS:
@@ -94,4 +97,5 @@ def test_a_tiny_bench_measures_the_real_stack_and_leaves_no_row_behind(
     assert (tmp_path / "latency_cdf.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert "bulk 200" in out and "steady 20/s" in out and "bulk / bridge:" in out
+    assert "steady 20/s + rescore vs steady 20/s: p50" in out
     assert _counts(db) == before, "listings, predictions and deletion traces all cleaned up"

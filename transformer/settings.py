@@ -18,7 +18,7 @@ class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
 
     transformer_group_id: str = "car-price-transformer"
     # one batch is one /predict call, so it never exceeds what the service accepts
-    transformer_batch_size: int = Field(500, ge=1, le=MAX_BATCH)
+    transformer_batch_size: int = Field(2000, ge=1, le=MAX_BATCH)
     transformer_batch_max_wait_ms: int = Field(20, ge=10, le=600_000)  # > 0: no busy loop
     transformer_request_timeout_ms: int = Field(10_000, ge=1, le=600_000)
     transformer_retry_backoff_initial_ms: int = Field(200, ge=1, le=600_000)

@@ -179,3 +179,23 @@ def bentoml_serve(bentoml_home: Path, log_path: Path, timeout: float = 120) -> I
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
         log.close()
+
+
+def raw_request(base_url: str, head: bytes, body_chunks: list[bytes]) -> tuple[bytes, float]:
+    """Send a request over a plain socket; returns (response head, seconds to answer)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(head)
+        try:
+            for chunk in body_chunks:
+                sock.sendall(chunk)
+        except OSError:
+            pass  # the server may hang up once it has answered 413
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    return answer, time.monotonic() - started

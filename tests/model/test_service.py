@@ -15,7 +15,7 @@ import pytest
 
 from model import bench
 from model.api_schema import SEED_TO_LISTING
-from tests.model.support import TrainedModel, bentoml_serve, make_ford_like
+from tests.model.support import TrainedModel, bentoml_serve, make_ford_like, raw_request
 
 CSV_TO_DB = SEED_TO_LISTING  # the CSV's column names → the DB's field names
 # The module's first test also trains the model: minutes on a loaded 2-core machine.
@@ -262,29 +262,6 @@ def test_one_batch_cap_for_every_route(client: httpx.Client) -> None:
     assert len(client.post("/predict_seed", json=just_enough).json()) == MAX_BATCH
 
 
-def _raw_request(base_url: str, head: bytes, body_chunks: list[bytes]) -> tuple[bytes, float]:
-    """Send a request over a plain socket; returns (response head, seconds to answer)."""
-    import socket
-    import time
-
-    host, port = base_url.removeprefix("http://").split(":")
-    started = time.monotonic()
-    with socket.create_connection((host, int(port)), timeout=20) as sock:
-        sock.sendall(head)
-        try:
-            for chunk in body_chunks:
-                sock.sendall(chunk)
-        except OSError:
-            pass  # the server may hang up once it has answered 413
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            data = sock.recv(65536)
-            if not data:
-                break
-            answer += data
-    return answer, time.monotonic() - started
-
-
 def test_oversized_declared_body_is_413_before_it_is_sent(server: str) -> None:
     from model.api_schema import MAX_BODY_BYTES
 
@@ -292,7 +269,7 @@ def test_oversized_declared_body_is_413_before_it_is_sent(server: str) -> None:
         f"POST /predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
         f"content-length: {MAX_BODY_BYTES * 20}\r\n\r\n"
     ).encode()
-    answer, seconds = _raw_request(server, head, [b'{"listings": ['])  # the rest never comes
+    answer, seconds = raw_request(server, head, [b'{"listings": ['])  # the rest never comes
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert seconds < 5
 
@@ -306,7 +283,7 @@ def test_oversized_chunked_body_is_413(server: str) -> None:
     )
     piece = b" " * 65536
     chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * (MAX_BODY_BYTES // len(piece) + 2)
-    answer, _ = _raw_request(server, head, [*chunks, b"0\r\n\r\n"])
+    answer, _ = raw_request(server, head, [*chunks, b"0\r\n\r\n"])
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 
 

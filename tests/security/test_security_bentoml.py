@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 
 from model.api_schema import MAX_BATCH, MAX_BODY_BYTES
 from stack.settings import StackSettings
+from tests.model.support import raw_request
 
 LISTING = dict(model="Fiesta", year=2018, transmission="Manual", mileage=24000,
                fuel_type="Petrol", tax=145, mpg=65.7, engine_size=1.0)  # fmt: skip
@@ -21,14 +20,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(stack_ready: StackSettin
         f"POST /predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
         f"content-length: {MAX_BODY_BYTES * 20}\r\n\r\n"
     ).encode()
-    with socket.create_connection((services.bentoml_host, services.bentoml_port), 10) as sock:
-        sock.sendall(head + b'{"listings": [')
-        answer = b""
-        while b"\r\n" not in answer:
-            data = sock.recv(4096)
-            if not data:
-                break
-            answer += data
+    answer, _ = raw_request(services.bentoml_url, head, [b'{"listings": ['])
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 
 

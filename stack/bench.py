@@ -28,6 +28,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import ValidationError
 
@@ -147,6 +148,20 @@ def _reserve_ids(db: psycopg.Connection, count: int) -> list[int]:
     ]
 
 
+def _priced(db: psycopg.Connection, ids: list[int]) -> int:
+    """How many of `ids` have a prediction row. Polled while the pipeline works, so the
+    cheap count over their id range comes first; the exact one only once it can be done."""
+    in_range = db.execute(
+        "SELECT count(*) FROM tbl_price_prediction WHERE car_id BETWEEN %s AND %s",
+        (min(ids), max(ids)),
+    ).fetchone()[0]
+    if in_range < len(ids):
+        return in_range
+    return db.execute(
+        "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+    ).fetchone()[0]
+
+
 def _wait_priced(
     db: psycopg.Connection, ids: list[int], timeout: float, each: Callable[[], None] = lambda: None
 ) -> None:
@@ -154,10 +169,7 @@ def _wait_priced(
     deadline, done = time.monotonic() + timeout, 0
     while time.monotonic() < deadline:
         each()
-        done = db.execute(
-            "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
-        ).fetchone()[0]
-        if done == len(ids):
+        if (done := _priced(db, ids)) == len(ids):
             return
         time.sleep(0.5)
     raise TimeoutError(
@@ -227,9 +239,16 @@ def bulk(db: psycopg.Connection, rows: list[tuple], count: int, sample: Callable
         _cleanup(db, ids, timeout=60 + count / 500)
 
 
-def steady(db: psycopg.Connection, rows: list[tuple], rate: float, seconds: float) -> Run:
-    """One listing per transaction at `rate`/s for `seconds`, from a few connections (one
-    commit waits for its WAL flush, so one connection alone tops out at a few hundred/s)."""
+def steady(
+    db: psycopg.Connection,
+    rows: list[tuple],
+    rate: float,
+    seconds: float,
+    until: threading.Event | None = None,
+) -> Run:
+    """One listing per transaction at `rate`/s for `seconds` (or `until` is set), from a
+    few connections (a commit waits for its WAL flush: one connection tops out at a few
+    hundred/s)."""
     ids = _reserve_ids(db, math.ceil(rate * seconds))
     insert = f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES ({', '.join(['%s'] * 10)})"
     writers, started = math.ceil(rate / PER_WRITER), time.monotonic() + 0.1
@@ -239,7 +258,7 @@ def steady(db: psycopg.Connection, rows: list[tuple], rate: float, seconds: floa
         with psycopg.connect(db.info.dsn, password=db.info.password, autocommit=True) as conn:
             for i in range(first, len(ids), writers):
                 time.sleep(max(0.0, started + i / rate - time.monotonic()))
-                if time.monotonic() - started >= seconds:
+                if time.monotonic() - started >= seconds or (until and until.is_set()):
                     break
                 conn.execute(insert, (ids[i], *rows[i % len(rows)]), prepare=True)
                 sent.append(ids[i])
@@ -260,44 +279,84 @@ def steady(db: psycopg.Connection, rows: list[tuple], rate: float, seconds: floa
 
 
 def during_rescore(
-    db: psycopg.Connection, rows: list[tuple], listings: int, rate: float, seconds: float
-) -> Run:
+    db: psycopg.Connection,
+    settings: StackSettings,
+    rows: list[tuple],
+    listings: int,
+    rate: float,
+    seconds: float,
+) -> tuple[Run, str]:
     """Live latency while `make rescore` re-prices the table (issue 13 asks for at most
-    twice the latency without it): `listings` listings are priced first, then Debezium's
-    incremental snapshot is asked for and `steady(rate)` runs while it streams."""
+    twice the latency without it): `listings` listings are priced first, then the rescore
+    (stack/rescore.py, its pacing included) runs and `steady(rate)` writes while it does.
+    The writes start once Debezium is reading the table: a listing written before would
+    be read by the snapshot too, and its row would show the re-pricing's time. Returns the
+    run and what the rescore did."""
     ids = _copy(db, rows, listings)
     try:
         _wait_priced(db, ids, timeout=60 + listings / 500)
-        rescore.request_snapshot(db)
-        run = steady(db, rows, rate, seconds)
+        since, finished = db.execute("SELECT now()").fetchone()[0], threading.Event()
+
+        def rescore_all() -> tuple[int, float]:
+            started = time.monotonic()
+            try:
+                return rescore.rescore(
+                    settings, 120, everything=True, say=lambda *_, **__: None
+                ), time.monotonic() - started
+            finally:
+                finished.set()
+
+        with ThreadPoolExecutor(1) as pool:
+            done = pool.submit(rescore_all)
+            deadline = time.monotonic() + 60
+            while (
+                not db.execute(
+                    "SELECT EXISTS (SELECT FROM tbl_price_prediction WHERE written_at >= %s)",
+                    (since,),
+                ).fetchone()[0]
+                and time.monotonic() < deadline
+                and not finished.is_set()
+            ):
+                time.sleep(0.05)
+            run = steady(db, rows, rate, seconds, until=finished)
+            outcome, took = done.result()
         run.name = f"{run.name} + rescore"
-        return run
+        total = db.execute("SELECT count(*) FROM tbl_car_price").fetchone()[0]
+        verdict = "done" if outcome == 0 else "did not finish"
+        return run, f"rescore of {total:,} listings {verdict} in {took:,.0f} s"
     finally:
         _cleanup(db, ids, timeout=60 + listings / 500)
 
 
-def bridge(settings: StackSettings, seconds: float) -> Run:
-    """The seed's loop on the same stack: one event → one POST → one produce + flush."""
+def bridge(
+    db: psycopg.Connection, settings: StackSettings, rows: list[tuple], seconds: float
+) -> Run:
+    """The seed's loop on the same stack: one event → one POST → one produce + flush. It
+    reads the CDC events of listings written for it (from the topic's end, no group)."""
     kafka = settings.kafka
-    topic, group = f"bench.bridge.{uuid.uuid4().hex[:8]}", f"bench-bridge-{uuid.uuid4().hex}"
+    topic = f"bench.bridge.{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 4})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-        }
-    )
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": topic})
     producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    cdc = kafka.cdc_topic
+    ends = [
+        TopicPartition(cdc, p) for p in consumer.list_topics(cdc, timeout=10).topics[cdc].partitions
+    ]
+    consumer.assign(
+        [
+            TopicPartition(cdc, tp.partition, consumer.get_watermark_offsets(tp, timeout=10)[1])
+            for tp in ends
+        ]
+    )
+    ids = _copy(db, rows, max(100, math.ceil(seconds * 300)))  # more than it can get through
     priced, started = 0, None
     try:
-        consumer.subscribe([kafka.cdc_topic])
         with httpx.Client(base_url=settings.services.bentoml_url, timeout=10) as client:
-            while started is None or time.monotonic() - started < seconds:
+            while priced < len(ids) and (started is None or time.monotonic() - started < seconds):
                 message = consumer.poll(10)
                 if message is None:
-                    raise TimeoutError(f"no CDC event on {kafka.cdc_topic} for 10 s")
+                    raise TimeoutError(f"no CDC event on {cdc} for 10 s")
                 started = started or time.monotonic()
                 try:
                     event = parse(message.key(), message.value())
@@ -314,7 +373,7 @@ def bridge(settings: StackSettings, seconds: float) -> Run:
     finally:
         consumer.close()
         admin.delete_topics([topic])[topic].result(timeout=30)
-        admin.delete_consumer_groups([group])[group].result(timeout=30)
+        _cleanup(db, ids, timeout=120)
 
 
 def _rss_kib(pid: int) -> int:
@@ -337,6 +396,19 @@ def _rss_kib(pid: int) -> int:
 def rss_mib(settings: StackSettings) -> dict[str, float]:
     """RSS per supervised component (with its children), in MiB."""
     return {p.name: _rss_kib(p.pid) / 1024 for p in Supervisor(settings).processes() if p.pid}
+
+
+def growth(after: list[dict[str, float]], slack_mib: float = 32.0) -> str:
+    """RSS per component after each of the last bulk runs (at rest, rows cleaned up), and
+    which ones grew run over run by more than `slack_mib` in all: a leak, not a warm-up."""
+    parts, growing = [], []
+    for name in after[0]:
+        mib = [run.get(name, 0.0) for run in after]
+        parts.append(f"{name} " + "→".join(f"{v:,.0f}" for v in mib))
+        if all(b > a for a, b in itertools.pairwise(mib)) and mib[-1] - mib[0] > slack_mib:
+            growing.append(name)
+    verdict = f"growing: {', '.join(growing)}" if growing else "no component grows"
+    return f"RSS MiB after the last {len(after)} bulk runs: {'; '.join(parts)} ({verdict})"
 
 
 def memory_table(settings: StackSettings) -> None:
@@ -374,7 +446,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m stack.bench", description=__doc__.split("\n")[0]
     )
     env = os.environ.get
-    parser.add_argument("--bulk", type=int, nargs="*", default=[20_000, 100_000])
+    parser.add_argument(
+        "--bulk",
+        type=int,
+        nargs="*",
+        default=[20_000, 100_000, 100_000, 100_000],
+        help="bulk sizes in order; the RSS after the last three shows whether memory grows",
+    )
     parser.add_argument("--rates", type=float, nargs="*", default=[100, 500, 1000])
     parser.add_argument(
         "--steady-seconds", type=float, default=float(env("BENCH_STEADY_SECONDS", "45"))
@@ -408,13 +486,21 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as db:
-        runs = [bulk(db, rows, count, sample) for count in args.bulk]
-        seed = bridge(settings, args.bridge_seconds) if args.bridge_seconds > 0 else None
+        runs, at_rest = [], []
+        for count in args.bulk:
+            runs.append(bulk(db, rows, count, sample))
+            if (nth := args.bulk[: len(runs)].count(count)) > 1:
+                runs[-1].name += f" #{nth}"
+            at_rest.append(rss_mib(settings))  # after its cleanup: what the run left behind
+        seed = bridge(db, settings, rows, args.bridge_seconds) if args.bridge_seconds > 0 else None
         runs += [steady(db, rows, rate, args.steady_seconds) for rate in args.rates]
         calm = runs[-len(args.rates)] if args.rates else None
         if calm is not None and args.rescore_listings:
             rate, listings = args.rates[0], args.rescore_listings
-            runs.append(during_rescore(db, rows, listings, rate, args.steady_seconds))
+            rescoring, rescored = during_rescore(
+                db, settings, rows, listings, rate, args.steady_seconds
+            )
+            runs.append(rescoring)
     notes = [
         f"bulk {r.name[5:]}: first prediction {r.first_ms:,.0f} ms after commit"
         for r in runs
@@ -432,8 +518,10 @@ def main(argv: list[str] | None = None) -> int:
         busy, normal = runs[-1].summary(), calm.summary()
         notes.append(
             f"{runs[-1].name} vs {calm.name}: p50 {busy['p50_ms'] / normal['p50_ms']:.1f}x, "
-            f"p99 {busy['p99_ms'] / normal['p99_ms']:.1f}x (rescore of {listings:,} listings)"
+            f"p99 {busy['p99_ms'] / normal['p99_ms']:.1f}x ({rescored})"
         )
+    if len(at_rest) >= 3:
+        notes.append(growth(at_rest[-3:]))
     if peak:
         parts = ", ".join(f"{name} {mib:,.0f}" for name, mib in peak.items())
         notes.append(f"RSS MiB at the bulk peak: {parts}; total {sum(peak.values()):,.0f}")
@@ -444,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [asdict(r) | {"summary": r.summary()} for r in runs],
         "bridge": seed and asdict(seed),
         "rss_peak_mib": peak,
+        "rss_after_bulk_mib": at_rest,
         "args": vars(args),
     }
     (args.out / "bench.json").write_text(json.dumps(report, default=str))

@@ -125,24 +125,40 @@ def describe_topic(settings: StackSettings, name: str) -> dict[str, str]:
     return {key: entry.value for key, entry in entries.items()}
 
 
-def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:
-    """Messages on `topic` not yet committed by `group_id` (None: group has no commits)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
-        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=5)
+class GroupLag:
+    """Messages on `topic` not yet committed by `group_id`, read as often as needed over
+    one connection (None: the group has no commits yet)."""
+
+    def __init__(self, settings: StackSettings, group_id: str, topic: str) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "group.id": group_id,
+                "enable.auto.commit": False,
+            }
+        )
+        self.topic = topic
+
+    def __call__(self) -> int | None:
+        partitions = self.consumer.list_topics(self.topic, timeout=5).topics[self.topic].partitions
+        wanted = [TopicPartition(self.topic, p) for p in partitions]
+        committed = self.consumer.committed(wanted, timeout=5)
         if all(tp.offset < 0 for tp in committed):
             return None
         lag = 0
         for tp in committed:
-            low, high = consumer.get_watermark_offsets(tp, timeout=5)
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=5)
             lag += high - (tp.offset if tp.offset >= 0 else low)
         return lag
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:
+    """Messages on `topic` not yet committed by `group_id` (None: group has no commits)."""
+    lag = GroupLag(settings, group_id, topic)
+    try:
+        return lag()
     finally:
-        consumer.close()
+        lag.close()

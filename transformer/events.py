@@ -4,12 +4,14 @@ key `{"id": 42}`, value `{"op", "before", "after", "source": {"ts_ms", "lsn"}}` 
 listing (`Reason`: the DLQ header and metrics label). A listing breaking the model's own
 request schema (model/api_schema.py) is `refused` here, without a call."""
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from model.api_schema import Listing
@@ -95,6 +97,8 @@ def parse(key: bytes | None, value: bytes | None) -> Event:
 
 
 def _load(raw: bytes) -> Any:
+    with contextlib.suppress(orjson.JSONDecodeError):  # 3x faster; json has the last word
+        return orjson.loads(raw)  # on what orjson refuses (NaN too) and words the error
     try:
         return json.loads(raw)
     except (ValueError, TypeError, RecursionError) as exc:  # bad UTF-8, huge ints too

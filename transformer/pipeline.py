@@ -1,12 +1,11 @@
-"""The consume -> predict -> produce -> commit loop, at least once (a replay is harmless:
-the sink upserts on car_id). A batch is what one `Consumer.consume(batch_size, max_wait)`
-returns; one message never fails it (what cannot be handled goes to the DLQ, records.py).
-Offsets are committed (last offset + 1) only once every record of the batch is
-acknowledged by the acks=all idempotent producer, and only for partitions owned all along
-since the batch was consumed; records of a partition revoked meanwhile are not produced.
-When BentoML fails or a record is not acknowledged, the batch is rewound to the last
-commit and the loop waits with the partitions paused, polling so the consumer stays in
-its group; the wait doubles up to its cap and starts over after a success."""
+"""The consume -> predict -> produce -> commit loop, at least once (a replay is harmless: the sink
+upserts on car_id). A batch is what one `Consumer.consume(batch_size, max_wait)` returns; one
+message never fails it (what cannot be handled goes to the DLQ, records.py). Offsets are committed
+(last offset + 1) only once every record of the batch is acknowledged by the acks=all idempotent
+producer, and only for partitions owned all along since the batch was consumed; records of a
+partition revoked meanwhile are not produced. When BentoML fails or a record is not acknowledged,
+the batch is rewound to the last commit and the loop waits with the partitions paused, polling so
+the consumer stays in its group; the wait doubles up to its cap and starts over after a success."""
 
 import logging
 import threading

@@ -1,8 +1,7 @@
-"""BentoML `POST /predict`, one call per batch, and what its answers mean. No answer, a
-timeout, a 5xx or a malformed 200 is `Unavailable`: the caller retries. A 400 names the
-refused listings in `detail[*].loc` (`["listings", i, field]`, model/api_schema.py): they
-are refused with that field and message, and the rest is sent again (a 400 naming none
-refuses all it was sent)."""
+"""BentoML `POST /predict`, one call per batch, and what its answers mean. No answer, a timeout, a
+5xx or a malformed 200 is `Unavailable`: the caller retries. A 400 names the refused listings in
+`detail[*].loc` (`["listings", i, field]`, model/api_schema.py): they are refused with that
+field and message, and the rest is sent again (a 400 naming none refuses all it was sent)."""
 
 import time
 from collections.abc import Callable

@@ -1,14 +1,14 @@
 """The records the transformer produces.
 
-The JDBC sink (JsonConverter, `schemas.enable=true`) upserts on the key's `car_id`,
-deletes on a tombstone and writes every field of the value schema (the columns exist:
-migration 0003). Each record carries `status` and the change's `source_lsn`, so the
-table's trigger lets the newest state win: 'priced' (prices, model version), 'refused'
-(`reason`, `refused_field`) or 'deleted' (never stored: the trigger records the deletion
-so an older re-delivered event cannot bring the prediction back; the tombstone follows).
-A dead letter keeps the original bytes (replayable as-is) and says why in `dlq.*` headers
-after the original ones; one too large for the topic is trimmed, with `dlq.original.size`
-and `dlq.original.sha256` of the value."""
+The JDBC sink (JsonConverter, `schemas.enable=true`) upserts on the key's `car_id`, deletes on a
+tombstone and writes every field of the value schema (the columns exist: migration 0003). Each
+record carries `status` and the change's `source_lsn`, so the table's trigger lets the newest
+state win: 'priced' (prices, model version), 'refused' (`reason`, `refused_field`) or 'deleted'
+(never stored: the trigger records the deletion so an older re-delivered event cannot bring the
+prediction back; the tombstone follows). A dead letter keeps the original bytes (replayable
+as-is) and says why in `dlq.*` headers after the original ones; one too large for the topic is
+trimmed, with `dlq.original.size` and `dlq.original.sha256` of the value. Every record repeats its
+schema: it is serialized once (KEY_HEAD, VALUE_HEAD) and each payload goes after it."""
 
 import hashlib
 import json
@@ -28,6 +28,10 @@ HEADROOM = 64 * 1024  # our headers and the record batch overhead, under the top
 KEEP_KEY_BYTES = 1024  # a trimmed dead letter's key
 
 
+def _dumps(document: Any) -> bytes:  # allow_nan=False: NaN is not JSON, poison for the sink
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+
+
 def _struct(name: str, fields: str) -> dict[str, Any]:
     """A Connect struct schema from `field:type` words; a type ending in `?` is optional."""
     pairs = [word.split(":") for word in fields.split()]
@@ -44,6 +48,7 @@ VALUE_SCHEMA = _struct(
 )
 for _hop in VALUE_SCHEMA["fields"][-3:]:  # per hop: the commit, the batch consumed, the reply
     _hop |= {"name": "org.apache.kafka.connect.data.Timestamp", "version": 1}
+KEY_HEAD, VALUE_HEAD = (b'{"schema":%s,"payload":' % _dumps(s) for s in (KEY_SCHEMA, VALUE_SCHEMA))
 
 
 class Record(NamedTuple):
@@ -58,13 +63,8 @@ class Record(NamedTuple):
 Out = tuple[Message, Record, str]  # (source message, record, metrics label)
 
 
-def _dumps(document: Any) -> bytes:
-    # allow_nan=False: NaN/Infinity are not JSON and would poison the sink.
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-
-
 def prediction_key(car_id: int) -> bytes:
-    return _dumps({"schema": KEY_SCHEMA, "payload": {"car_id": car_id}})
+    return KEY_HEAD + b'{"car_id":%d}}' % car_id
 
 
 def prediction_value(
@@ -78,7 +78,7 @@ def prediction_value(
         payload |= {"status": "refused", "reason": answer.reason, "refused_field": answer.field}
     payload |= {"source_committed_at": event.source_ts_ms, "source_lsn": event.source_lsn}
     payload |= dict(zip(("consumed_at", "replied_at"), hops, strict=True)) if any(hops) else {}
-    return _dumps({"schema": VALUE_SCHEMA, "payload": payload})
+    return VALUE_HEAD + _dumps(payload) + b"}"
 
 
 def dead_letter(topic: str, letter: DeadLetter, max_bytes: int) -> Record:

@@ -25,8 +25,7 @@ class Settings(KafkaSettings, BentoMLSettings, TransformerMetricsSettings):
     transformer_retry_backoff_max_ms: int = Field(5_000, ge=1, le=600_000)
     transformer_shutdown_timeout_ms: int = Field(10_000, ge=0, le=600_000)
     transformer_log_level: Annotated[Level, BeforeValidator(str.upper)] = "INFO"
-    # librdkafka properties for both clients, read by pydantic-settings' nesting (above):
-    # TRANSFORMER_KAFKA_SECURITY_PROTOCOL=SASL_SSL -> security.protocol (SASL, TLS, no code change)
+    # librdkafka properties of both clients: TRANSFORMER_KAFKA_SASL_MECHANISM -> sasl.mechanism
     transformer_kafka: dict[str, str] = {}
 
     @model_validator(mode="after")

@@ -63,6 +63,20 @@ def test_csv_rows_become_table_rows_and_rows_the_table_refuses_are_left_out(
     ]
 
 
+def test_growth_names_only_what_grows_run_over_run_beyond_the_slack() -> None:
+    after = [
+        {"kafka": 500.0, "connect": 700.0, "postgres": 300.0},
+        {"kafka": 510.0, "connect": 690.0, "postgres": 330.0},  # kafka: +20 in all, slack
+        {"kafka": 520.0, "connect": 760.0, "postgres": 360.0},  # connect: not run over run
+    ]
+
+    line = bench.growth(after, slack_mib=32)
+
+    assert line.startswith("RSS MiB after the last 3 bulk runs: kafka 500→510→520; connect")
+    assert line.endswith("(growing: postgres)")
+    assert bench.growth(after[:1] * 3).endswith("(no component grows)")
+
+
 def _counts(db: psycopg.Connection) -> tuple[int, ...]:
     return db.execute(
         "SELECT (SELECT count(*) FROM tbl_car_price), (SELECT count(*) FROM tbl_price_prediction),"
@@ -75,13 +89,15 @@ def test_a_tiny_bench_measures_the_real_stack_and_leaves_no_row_behind(
 ) -> None:
     before = _counts(db)
 
-    argv = ["--bulk", "200", "--rates", "20", "--steady-seconds", "2", "--bridge-seconds", "2"]
+    argv = ["--bulk", "200", "100", "100", "--rates", "20", "--steady-seconds", "2"]
+    argv += ["--bridge-seconds", "2"]
     argv += ["--rescore-listings", "100"]
     assert bench.main([*argv, "--out", str(tmp_path)]) == 0
 
     report = json.loads((tmp_path / "bench.json").read_text())
-    (bulk, steady, rescoring) = report["runs"]
+    (bulk, _, again, steady, rescoring) = report["runs"]
     assert (bulk["name"], bulk["listings"], steady["name"]) == ("bulk 200", 200, "steady 20/s")
+    assert again["name"] == "bulk 100 #2" and len(report["rss_after_bulk_mib"]) == 3
     assert rescoring["name"] == "steady 20/s + rescore"
     for run in (steady, rescoring):
         assert 30 <= run["listings"] <= 41 and 5 <= run["rate"] <= 21
@@ -97,5 +113,7 @@ def test_a_tiny_bench_measures_the_real_stack_and_leaves_no_row_behind(
     assert (tmp_path / "latency_cdf.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert "bulk 200" in out and "steady 20/s" in out and "bulk / bridge:" in out
-    assert "steady 20/s + rescore vs steady 20/s: p50" in out
+    assert "steady 20/s + rescore vs steady 20/s: p50" in out and "rescore of" in out
+    growth = next(line for line in out.splitlines() if "after the last 3 bulk runs" in line)
+    assert all(f"{name} " in growth for name in ("postgres", "kafka", "connect", "bentoml"))
     assert _counts(db) == before, "listings, predictions and deletion traces all cleaned up"

@@ -162,6 +162,7 @@ def rescore(
     stall_timeout: float,
     max_rate: float = MAX_RATE,
     max_backlog: int = MAX_BACKLOG,
+    slice_size: int = SLICE,
     *,
     everything: bool = False,
     say: Callable[..., None] = print,
@@ -180,10 +181,10 @@ def rescore(
         if done == total:
             say(f"every listing ({total:,}) is already priced by {version}")
             return 0
-        slicer = Slicer(db, lag, scope.last_id, max_rate, max_backlog)
+        slicer = Slicer(db, lag, scope.last_id, max_rate, max_backlog, slice_size)
         say(
             f"re-pricing {total - done:,} of {total:,} listings with {version}: Debezium "
-            f"incremental snapshots of {LISTINGS_TABLE}, {SLICE} listings at a time, at most "
+            f"incremental snapshots of {LISTINGS_TABLE}, {slice_size} listings at a time, at most "
             f"{max_rate:,.0f} listings/s",
             flush=True,
         )
@@ -238,8 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         default=MAX_BACKLOG,
         help="ask for no slice while more CDC events than this wait for the transformers",
     )
+    parser.add_argument(
+        "--slice",
+        type=int,
+        default=SLICE,
+        help="listings per snapshot request: the most a live change can wait behind",
+    )
     args = parser.parse_args(argv)
-    return rescore(StackSettings(), args.stall_timeout, args.max_rate, args.max_backlog)
+    return rescore(StackSettings(), args.stall_timeout, args.max_rate, args.max_backlog, args.slice)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ class Run:
     latency_ms: list[float] = field(default_factory=list)
     hops_ms: dict[str, list[float]] = field(default_factory=dict)
     first_ms: float | None = None  # bulk: commit → first prediction row
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # bulk: CPU per listing, by component
 
     def summary(self) -> dict[str, float]:
         out = {f"{k}_ms": percentile(self.latency_ms, q) for k, q in (("p50", 50), ("p99", 99))}
@@ -230,11 +231,19 @@ def _copy(db: psycopg.Connection, rows: list[tuple], count: int) -> list[int]:
     return ids
 
 
-def bulk(db: psycopg.Connection, rows: list[tuple], count: int, sample: Callable) -> Run:
+def bulk(
+    db: psycopg.Connection, settings: StackSettings, rows: list[tuple], count: int, sample: Callable
+) -> Run:
+    """`count` listings in one COPY; the run also says what CPU each component spent per
+    listing from the COPY to the last prediction row: on a saturated box, where the rate goes."""
+    before = cpu_seconds(settings)
     ids = _copy(db, rows, count)
     try:
         _wait_priced(db, ids, timeout=60 + count / 500, each=sample)
-        return _measure(db, f"bulk {count:,}", ids, None)
+        after = cpu_seconds(settings)
+        run = _measure(db, f"bulk {count:,}", ids, None)
+        run.cpu_ms = {name: (after[name] - before.get(name, 0.0)) * 1e3 / count for name in after}
+        return run
     finally:
         _cleanup(db, ids, timeout=60 + count / 500)
 
@@ -380,19 +389,43 @@ def _memory_kib(pid: int) -> int:
     """Memory of a process and all its descendants, in KiB: their proportional set sizes
     (PSS), so pages they share (Postgres' shared buffers, a parent's libraries) count once
     and the components add up to the whole stack's resident memory."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
+    total = 0
+    for member in _tree(pid):
         try:
-            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
         except OSError:
             continue
         total += next(
             (int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0
         )
-        todo.extend(int(child) for child in children)
     return total
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        found.append(current := todo.pop())
+        try:
+            todo += map(int, Path(f"/proc/{current}/task/{current}/children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def cpu_seconds(settings: StackSettings) -> dict[str, float]:
+    """CPU time (user + system) used so far per supervised component with its children."""
+    tick, spent = os.sysconf("SC_CLK_TCK"), {}
+    for program in Supervisor(settings).processes():
+        total = 0
+        for pid in _tree(program.pid) if program.pid else []:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        spent[program.name] = total / tick
+    return spent
 
 
 def rss_mib(settings: StackSettings) -> dict[str, float]:
@@ -457,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rates", type=float, nargs="*", default=[100, 500, 1000])
     parser.add_argument(
-        "--steady-seconds", type=float, default=float(env("BENCH_STEADY_SECONDS", "45"))
+        "--steady-seconds", type=float, default=float(env("BENCH_STEADY_SECONDS", "60"))
     )
     parser.add_argument(
         "--bridge-seconds", type=float, default=float(env("BENCH_BRIDGE_SECONDS", "15"))
@@ -495,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as db:
         runs, at_rest = [], []
         for count in args.bulk:
-            runs.append(bulk(db, rows, count, sample))
+            runs.append(bulk(db, settings, rows, count, sample))
             if (nth := args.bulk[: len(runs)].count(count)) > 1:
                 runs[-1].name += f" #{nth}"
             at_rest.append(rss_mib(settings))  # after its cleanup: what the run left behind
@@ -527,6 +560,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{runs[-1].name} vs {calm.name}: p50 {busy['p50_ms'] / normal['p50_ms']:.1f}x, "
             f"p99 {busy['p99_ms'] / normal['p99_ms']:.1f}x ({rescored})"
         )
+    for r in runs:
+        if r.cpu_ms:
+            parts = ", ".join(f"{name} {ms:.3f}" for name, ms in r.cpu_ms.items() if ms >= 0.0005)
+            total, cores = sum(r.cpu_ms.values()), os.cpu_count() or 1
+            notes.append(
+                f"{r.name}: CPU ms per listing {parts}; total {total:.3f} "
+                f"(on {cores} cores at most {cores * 1e3 / total:,.0f} listings/s)"
+            )
     if len(at_rest) >= 3:
         notes.append(growth(at_rest[-3:]))
     if peak:

@@ -108,12 +108,15 @@ def test_a_tiny_bench_measures_the_real_stack_and_leaves_no_row_behind(
             assert len(run["hops_ms"][hop]) == run["listings"], f"{hop}: every row has its times"
             assert -50 < s[f"{hop} p50_ms"] <= s[f"{hop} p99_ms"] < 120_000, hop
     assert bulk["rate"] > 0 and 0 <= bulk["first_ms"] < 120_000
+    assert set(bulk["cpu_ms"]) >= {"postgres", "kafka", "connect", "bentoml", "transformer"}
+    assert bulk["cpu_ms"]["transformer"] > 0 and sum(bulk["cpu_ms"].values()) > 0
     assert report["bridge"]["listings"] > 0 and report["bridge"]["rate"] > 0
     assert set(report["rss_peak_mib"]) >= {"postgres", "kafka", "connect", "bentoml"}
     assert (tmp_path / "latency_cdf.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert "bulk 200" in out and "steady 20/s" in out and "bulk / bridge:" in out
     assert "steady 20/s + rescore vs steady 20/s: p50" in out and "rescore of" in out
+    assert "bulk 200: CPU ms per listing " in out and "listings/s)" in out
     growth = next(line for line in out.splitlines() if "after the last 3 bulk runs" in line)
     assert all(f"{name} " in growth for name in ("postgres", "kafka", "connect", "bentoml"))
     assert _counts(db) == before, "listings, predictions and deletion traces all cleaned up"

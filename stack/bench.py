@@ -4,14 +4,16 @@ prints one table and writes the raw numbers (bench.json) and a latency CDF per r
 (latency_cdf.png) under reports/bench/.
 
 - bulk N: N listings in one `COPY`, one transaction; rate = N / (commit → last prediction
-  row written);
+  row written); the CPU each component spent per listing; memory (PSS) at the peak and
+  after each run: the last three runs show whether a component grows;
 - steady R/s: one listing per transaction at R listings/s for `--steady-seconds`;
 - latency = written_at − created_at, both from the database's clock; per hop: commit
   (Debezium source.ts_ms) → consumed by the transformer → BentoML's reply → written_at;
-- steady R/s + rescore: the first rate again while Debezium re-reads the table for
-  `make rescore` (an incremental snapshot of --rescore-listings listings);
+- steady R/s + rescore: the first rate again while `make rescore` (stack/rescore.py, paced)
+  re-prices the table (at least --rescore-listings listings), counting only listings
+  written while it runs;
 - bridge: the seed's style on the same stack, measured in the same run: poll one CDC event,
-  POST one listing, produce one record, flush (own consumer group, own scratch topic).
+  POST one listing, produce one record, flush (listings written for it, scratch topic).
 
 Listings are rows of FORD_CSV read at run time. Their ids are reserved from the table's
 sequence first, so the bench knows exactly which rows are its own; it deletes them at the

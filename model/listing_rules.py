@@ -73,7 +73,7 @@ def latest_year(today: dt.date | None = None) -> int:
 
 
 def is_blank(text: str) -> bool:
-    return all(char in WHITESPACE for char in text)
+    return not text.strip(WHITESPACE)  # in C: a per-character loop was ~5 % of /predict
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def request_snapshot(db: psycopg.Connection, first_id: int, last_id: int) -> dat
 
 
 SLICE = 64  # listings per request (a Debezium chunk): the most ahead of a live change
-MAX_RATE = 300  # listings/s re-read: CPU left for live changes on a small machine
+MAX_RATE = 200  # listings/s re-read: CPU left for live changes on a small machine
 MAX_BACKLOG = 500  # CDC events waiting for the transformers (a surge, or one is down)
 
 

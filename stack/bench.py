@@ -518,14 +518,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     rows = ford_listings(Path(env("FORD_CSV", "../shared/data/ford.csv")))
     peak: dict[str, float] = {}
-    sampled = [0.0]
+    sampled = 0.0
 
     def sample() -> None:
         """The whole stack's largest memory seen while bulk runs, read every 2 s at most:
         reading a JVM's page tables costs CPU the pipeline is using."""
-        if time.monotonic() - sampled[0] < 2:
+        nonlocal sampled
+        if time.monotonic() - sampled < 2:
             return
-        now, sampled[0] = rss_mib(settings), time.monotonic()
+        now, sampled = rss_mib(settings), time.monotonic()
         if sum(now.values()) > sum(peak.values()):
             peak.clear()
             peak.update(now)

@@ -137,12 +137,13 @@ class GroupLag:
                 "enable.auto.commit": False,
             }
         )
-        self.topic = topic
+        self.topic, self.partitions = topic, list[TopicPartition]()
 
     def __call__(self) -> int | None:
-        partitions = self.consumer.list_topics(self.topic, timeout=5).topics[self.topic].partitions
-        wanted = [TopicPartition(self.topic, p) for p in partitions]
-        committed = self.consumer.committed(wanted, timeout=5)
+        if not self.partitions:  # once: a rescore asks many times a second
+            metadata = self.consumer.list_topics(self.topic, timeout=5).topics[self.topic]
+            self.partitions = [TopicPartition(self.topic, p) for p in metadata.partitions]
+        committed = self.consumer.committed(self.partitions, timeout=5)
         if all(tp.offset < 0 for tp in committed):
             return None
         lag = 0

@@ -119,7 +119,6 @@ class Slicer:
     pending: tuple[int, int, datetime] | None = None  # (first id, last id, asked at)
     not_before: float = 0.0
     slices: int = 0
-    clock: Callable[[], float] = time.monotonic
 
     def may_ask(self, now: float, waiting: int | None) -> bool:
         """Whether the next slice may be asked for, the last one being priced."""
@@ -133,7 +132,7 @@ class Slicer:
         if self.pending is not None and not self._priced(*self.pending):
             return
         self.pending = None
-        if not self.may_ask(self.clock(), self.backlog_of()):
+        if not self.may_ask(time.monotonic(), self.backlog_of()):
             return
         first, last, count = self.db.execute(
             "SELECT min(id), max(id), count(*) FROM (SELECT id FROM tbl_car_price "
@@ -145,7 +144,7 @@ class Slicer:
             return
         self.pending = (first, last, request_snapshot(self.db, first, last))
         self.next_id, self.slices = last + 1, self.slices + 1
-        self.not_before = self.clock() + count / self.rate
+        self.not_before = time.monotonic() + count / self.rate
 
     def _priced(self, first: int, last: int, asked_at: datetime) -> bool:
         """Every listing of the slice has its row written since (priced or refused), or is gone."""
@@ -173,7 +172,6 @@ def rescore(
     `everything`: re-price listings already on it too (the bench)."""
     version = serving_version(settings)
     group, topic = TransformerSettings().transformer_group_id, settings.kafka.cdc_topic
-    lag = GroupLag(settings, group, topic)
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as db:
         since, last_id = db.execute("SELECT now()::text, max(id) FROM tbl_car_price").fetchone()
         scope = Scope(version, last_id or 0, since if everything else "-infinity")
@@ -181,6 +179,7 @@ def rescore(
         if done == total:
             say(f"every listing ({total:,}) is already priced by {version}")
             return 0
+        lag = GroupLag(settings, group, topic)  # closed in the finally below
         slicer = Slicer(db, lag, scope.last_id, max_rate, max_backlog, slice_size)
         say(
             f"re-pricing {total - done:,} of {total:,} listings with {version}: Debezium "

@@ -86,3 +86,11 @@ def test_a_stalled_transformer_holds_the_snapshot_at_one_slice_and_the_rescore_e
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
         db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
+        wait_for(  # the next test starts from a table without them
+            lambda: (
+                not db.execute(
+                    "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+                ).fetchone()[0]
+            ),
+            timeout=120,
+        )

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from stack.settings import REPO_ROOT, StackSettings
 
@@ -79,12 +79,28 @@ def _log_in(page: Page, settings: StackSettings) -> None:
 
 def _insert_with_new_item_form(page: Page, settings: StackSettings, listing: dict) -> None:
     page.goto(_adminer_url(settings, select="tbl_car_price"))
-    page.click("text=New item")
+    # Fill the form only once its page has loaded: Adminer's scripts move the focus to
+    # the first field, and a value typed while the page still loads can be lost.
+    with page.expect_navigation(wait_until="load"):
+        page.click("text=New item")
     for field, value in listing.items():
         page.fill(f'[name="fields[{field}]"]', value)
-    page.click('input[type="submit"][value="Save"]')
-    message = page.locator(".message").first.inner_text()
-    assert "has been inserted" in message, f"Adminer did not confirm the insert: {message!r}"
+    for field, value in listing.items():
+        expect(page.locator(f'[name="fields[{field}]"]')).to_have_value(value)
+    with page.expect_navigation(wait_until="load"):
+        page.click('input[type="submit"][value="Save"]')
+    # Adminer answers with a .message (done) or an .error (refused, e.g. by a CHECK)
+    answer = page.locator(".message, .error").first.inner_text()
+    assert "has been inserted" in answer, f"Adminer did not confirm the insert: {answer!r}"
+
+
+def _unused_mileage(db: psycopg.Connection) -> str:
+    """A mileage no listing has yet, so Adminer's filter on it finds exactly our row."""
+    while True:
+        mileage = random.randint(10_000, 999_999)
+        taken = db.execute("SELECT 1 FROM tbl_car_price WHERE mileage = %s", (mileage,))
+        if taken.fetchone() is None:
+            return str(mileage)
 
 
 def _first_row(
@@ -130,7 +146,7 @@ def test_insert_in_adminer_and_see_the_predicted_price(
     car_id = None
     try:
         _log_in(page, stack_ready)
-        mileage = str(random.randint(10_000, 99_999))  # finds our row again among others
+        mileage = _unused_mileage(db)  # finds our row again among the others
         _insert_with_new_item_form(page, stack_ready, dict(NEW_LISTING, mileage=mileage))
         listing = _first_row(page, stack_ready, "tbl_car_price", "mileage", mileage)
         assert listing.get("model") == "Kuga", listing

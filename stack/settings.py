@@ -167,8 +167,10 @@ class StackSettings(_FromEnv):
     pg_os_user: str = "postgres"
     # Adminer needs no privilege at all: as root it runs as this user.
     adminer_os_user: str = "www-data"
-    kafka_heap_opts: str = "-Xms128m -Xmx512m"
-    connect_heap_opts: str = "-Xms128m -Xmx512m"
+    # Fixed heaps (Xms = Xmx: no resizing); the GC is in stack/supervisord.conf. Together
+    # they keep the whole stack under 2.5 GB (README "Performance knobs").
+    kafka_heap_opts: str = "-Xms512m -Xmx512m"
+    connect_heap_opts: str = "-Xms512m -Xmx512m"
     # Scale-out on the distributed parts: transformers in one consumer group, Connect
     # workers in one Connect cluster. Instance n > 1 is the program `<name>-n`, with the
     # port CONNECT_PORT + n - 1 (REST) or TRANSFORMER_METRICS_PORT + n - 1 (/metrics).

@@ -25,7 +25,7 @@ from docker_facts import (
 
 from stack import readiness
 from stack.connectors import CONNECTORS_DIR
-from stack.settings import REPO_ROOT
+from stack.settings import REPO_ROOT, StackSettings
 
 # the properties that are about where a process listens or keeps files, not how it behaves
 KAFKA_CONTAINER_ONLY = {
@@ -35,6 +35,8 @@ KAFKA_CONTAINER_ONLY = {
     "log.dirs",
 }
 CONNECT_CONTAINER_ONLY = {"listeners", "plugin.path", "config.providers.file.param.allowed.paths"}
+#: what apache/kafka and Debezium's image put on the java command line after the heap flags
+JVM_OPTIONS = "KAFKA_JVM_PERFORMANCE_OPTS"
 POSTGRES_PROCESS_ONLY = {"listen_addresses", "port", "unix_socket_directories", "logging_collector"}
 # quay.io/debezium/connect's docker-entrypoint.sh short names for worker properties
 DEBEZIUM_SHORT_NAMES = {
@@ -70,7 +72,19 @@ def env_to_property(name: str, prefix: str) -> str:
 
 def kafka_properties() -> dict[str, str]:
     env = environment(services(True)["kafka"])
-    return {env_to_property(k, "KAFKA_"): v for k, v in env.items() if k.startswith("KAFKA_")}
+    return {
+        env_to_property(k, "KAFKA_"): v
+        for k, v in env.items()
+        if k.startswith("KAFKA_") and k != JVM_OPTIONS  # the image passes it to java
+    }
+
+
+def local_jvm_options(program: str) -> list[str]:
+    """The heap (default) and GC flags supervisord starts `program`'s JVM with, in order."""
+    heap = StackSettings.model_fields[f"{program}_heap_opts"].default.split()
+    argv = supervisor_command(program)
+    argv = [*heap, *argv[2:]] if argv[1] == f"%(ENV_{program.upper()}_HEAP_OPTS)s" else argv
+    return [arg for arg in argv if arg.startswith("-X")]
 
 
 def connect_properties() -> dict[str, str]:
@@ -105,6 +119,14 @@ def test_worker_settings_are_the_local_connect_properties() -> None:
     extra = set(docker) - set(local) - CONNECT_CONTAINER_ONLY
     assert not extra, f"worker settings only the Docker path has: {sorted(extra)}"
     assert docker["listeners"].rsplit(":", 1)[1] == local["listeners"].rsplit(":", 1)[1]
+
+
+def test_the_jvms_get_supervisords_heap_and_gc_flags() -> None:
+    kafka = environment(services()["kafka"])
+    assert kafka[JVM_OPTIONS].split() == local_jvm_options("kafka")
+    connect = environment(services()["connect"])
+    docker = [*connect["HEAP_OPTS"].split(), *connect[JVM_OPTIONS].split()]
+    assert docker == local_jvm_options("connect")
 
 
 def test_postgres_server_options_are_supervisords() -> None:

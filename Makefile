@@ -82,7 +82,7 @@ rescore: ## re-price every listing with the serving model (Debezium incremental 
 
 bench: bench-pipeline ## the pipeline benchmark: one table, raw JSON and a latency CDF in reports/bench/
 
-bench-pipeline: ## bulk and steady rates, per-hop latency, seed-style bridge, memory (BENCH_STEADY_SECONDS=45)
+bench-pipeline: ## bulk and steady rates, per-hop latency, seed-style bridge, memory (BENCH_STEADY_SECONDS=60)
 	@$(PY) -m stack.bench
 
 bench-model: ## latency and throughput of the running BentoML service

@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         "--warm-up", type=int, default=5_000, help="listings of an unmeasured bulk run first"
     )
     parser.add_argument(
-        "--steady-seconds", type=float, default=float(env("BENCH_STEADY_SECONDS", "45"))
+        "--steady-seconds", type=float, default=float(env("BENCH_STEADY_SECONDS", "60"))
     )
     parser.add_argument(
         "--bridge-seconds", type=float, default=float(env("BENCH_BRIDGE_SECONDS", "15"))

@@ -137,10 +137,11 @@ class GroupLag:
                 "enable.auto.commit": False,
             }
         )
-        self.topic, self.partitions = topic, list[TopicPartition]()
+        self.topic = topic
+        self.partitions: list[TopicPartition] = []  # read once, on the first call
 
     def __call__(self) -> int | None:
-        if not self.partitions:  # once: a rescore asks many times a second
+        if not self.partitions:  # a rescore asks many times a second
             metadata = self.consumer.list_topics(self.topic, timeout=5).topics[self.topic]
             self.partitions = [TopicPartition(self.topic, p) for p in metadata.partitions]
         committed = self.consumer.committed(self.partitions, timeout=5)

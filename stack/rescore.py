@@ -7,11 +7,8 @@ pipeline (transformer → BentoML → JDBC sink) re-prices it. Debezium's waterm
 chunk's copy of any row changed while that chunk was read, so a live edit always wins
 over the snapshot's older copy.
 
-Debezium reads a snapshot far faster than the pipeline prices it, so a live change would
-queue behind thousands of snapshot rows on the CDC topic. So live changes come first: the
-table is asked for in slices of 64 listings (`additional-conditions` on the id), the next
-once the last is priced, at most `--max-rate` listings/s, and none while more than
-`--max-backlog` events wait for the transformers (their consumer group's lag).
+The table is asked for in paced slices, so live changes never queue behind the whole
+snapshot (`Slicer`; `--slice`, `--max-rate`, `--max-backlog`).
 
 Progress is read from the tables: the listings whose prediction carries the serving
 version, out of those there when it began (newer ones are priced by the live path). It
@@ -99,6 +96,7 @@ def request_snapshot(db: psycopg.Connection, first_id: int, last_id: int) -> dat
 SLICE = 64  # listings per request (a Debezium chunk): the most ahead of a live change
 MAX_RATE = 200  # listings/s re-read: CPU left for live changes on a small machine
 MAX_BACKLOG = 500  # CDC events waiting for the transformers (a surge, or one is down)
+PACE_S = 0.05  # how often a rescore looks whether the next slice may go
 
 
 @dataclass
@@ -165,7 +163,6 @@ def rescore(
     *,
     everything: bool = False,
     say: Callable[..., None] = print,
-    pace_s: float = 0.05,
     report_s: float = 2.0,
 ) -> int:
     """Snapshot, pace and report until every listing is priced by the serving version;
@@ -190,7 +187,7 @@ def rescore(
         started = last_move = last_report = time.monotonic()
         try:
             while done < total:
-                time.sleep(pace_s)
+                time.sleep(PACE_S)
                 slicer.step()
                 if (now := time.monotonic()) - last_report < report_s:
                     continue

@@ -1,7 +1,8 @@
 """The Docker path shares everything it can with the local stack, so it cannot drift.
 
 The broker and worker settings are the local stack's templates one to one, the Postgres
-server options are supervisord's, and every container runs the Makefile's command.
+server options and the JVMs' heap and GC flags are supervisord's, and every container runs
+the Makefile's command.
 """
 
 from __future__ import annotations

@@ -4,16 +4,12 @@ SHELL := /bin/bash
 
 # .env holds every setting (ports, passwords, data path) and is never committed. On first
 # use stack/new_env.py creates it from .env.example with random passwords (mode 0600).
-# make never parses it whole (a password may hold `#`, `$` or `\`): Python reads .env
-# itself, make reads only the plain values its recipes use.
+# make never parses it (a password may hold `#`, `$` or `\`): a recipe that needs a setting
+# asks config/settings.py, the one place each is declared (`$(call setting,NAME)`).
 $(shell test -f .env || python3 stack/new_env.py)
-env_value = $(shell sed -n 's/^$(1)=//p' .env | tail -n 1 | sed -E "s/^(['\"])(.*)\1$$/\2/")
 
 PY      := .venv/bin/python
-export FORD_CSV ?= $(or $(call env_value,FORD_CSV),../shared/data/ford.csv)
-KAFKA_HOST ?= $(call env_value,KAFKA_HOST)
-KAFKA_PORT ?= $(call env_value,KAFKA_PORT)
-CDC_TOPIC ?= $(call env_value,CDC_TOPIC)
+setting = $(shell $(PY) -m config $(1))
 export BENTOML_HOME ?= $(CURDIR)/.state/bentoml
 PYTEST_ARGS ?=
 
@@ -53,24 +49,23 @@ deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNN
 	@$(PY) -m stack deploy-connectors
 
 reconcile: ## re-send listings that have no prediction of their latest state; print them
-	@$(PY) -m stack reconcile
+	@$(PY) -m operations.reconcile
 
-TOPIC ?= $(CDC_TOPIC)
-SINK_DLQ_TOPIC ?= car_price_predictions.sink.dlq
+TOPIC ?= $(call setting,cdc_topic)
 CONSOLE_CONSUMER = java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/tools-log4j2.properties \
-	  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server $(KAFKA_HOST):$(KAFKA_PORT) \
+	  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server $(call setting,bootstrap_servers) \
 	  --from-beginning --property print.key=true --property print.headers=true
 watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic)
 	@$(CONSOLE_CONSUMER) --topic "$(TOPIC)"
 
 watch-dlq: ## print both dead-letter topics: transformer's (dlq.* headers) and JDBC sink's (__connect.errors.*)
-	@$(CONSOLE_CONSUMER) --include '$(subst .,\.,$(DLQ_TOPIC))|$(subst .,\.,$(SINK_DLQ_TOPIC))'
+	@$(CONSOLE_CONSUMER) --include '$(subst .,\.,$(call setting,dlq_topic))|$(subst .,\.,$(call setting,sink_dlq_topic))'
 
 demo: ## insert a few listings and print their predicted prices once they arrive
-	@$(PY) -m stack demo
+	@$(PY) -m operations.demo
 
-train: ## train the XGBoost model on $(FORD_CSV) and store it in BentoML
-	@$(PY) -m model.train --data "$(FORD_CSV)"
+train: ## train the XGBoost model on FORD_CSV (.env) and store it in BentoML
+	@$(PY) -m model.train --data "$(call setting,ford_csv_path)"
 
 TAG ?=
 deploy-model: ## serve a stored model (TAG=car_price_xgb:…, default newest; FORCE=1, RESCORE=1)
@@ -78,12 +73,12 @@ deploy-model: ## serve a stored model (TAG=car_price_xgb:…, default newest; FO
 	@$(if $(filter 1,$(RESCORE)),$(MAKE) --no-print-directory rescore)
 
 rescore: ## re-price every listing with the serving model (Debezium incremental snapshot)
-	@$(PY) -m stack.rescore
+	@$(PY) -m operations.rescore
 
 bench: bench-pipeline ## the pipeline benchmark: one table, raw JSON and a latency CDF in reports/bench/
 
 bench-pipeline: ## bulk and steady rates, per-hop latency, seed-style bridge, memory (BENCH_STEADY_SECONDS=60)
-	@$(PY) -m stack.bench
+	@$(PY) -m bench
 
 bench-model: ## latency and throughput of the running BentoML service
 	@$(PY) -m model.bench
@@ -98,11 +93,13 @@ CHAOS_LISTINGS ?= 20000
 chaos: up ## the fault matrix (tests/faults) with a larger load; prints fault, listings, lost, stale, seconds
 	@rm -f test-artifacts/chaos.jsonl
 	@FAULT_LISTINGS=$(CHAOS_LISTINGS) $(PY) -m pytest tests/faults -p no:cacheprovider -q || true
-	@$(PY) -m stack chaos-table test-artifacts/chaos.jsonl
+	@$(PY) -m tests.faults.chaos_table test-artifacts/chaos.jsonl
 
 test-unit: ## the tests that need no running service and train no model (seconds, for quick edits)
 	@$(PY) -m pytest -m "not stack and not slow" $(PYTEST_ARGS)
 
-lint: ## ruff check and ruff format --check
-	@.venv/bin/ruff check stack migrations transformer model tests
-	@.venv/bin/ruff format --check stack migrations transformer model tests
+PACKAGES := config model transformer stack operations bench
+lint: ## ruff check, ruff format --check, and the import layers (pyproject.toml [tool.importlinter])
+	@.venv/bin/ruff check $(PACKAGES) migrations tests
+	@.venv/bin/ruff format --check $(PACKAGES) migrations tests
+	@.venv/bin/lint-imports

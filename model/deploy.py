@@ -24,8 +24,10 @@ from typing import Any
 import bentoml
 import httpx
 
-from model.store import MODEL_NAME, MODEL_TAG_ENV_VAR, write_deployed_tag
-from stack.settings import ServiceSettings
+from config.settings import ServiceSettings
+from model.client import serving_info
+from model.settings import MODEL_NAME
+from model.store import MODEL_TAG_ENV_VAR, write_deployed_tag
 
 #: A candidate may be at most this much worse (holdout MAE, relative) than the serving one.
 MAX_MAE_REGRESSION = 0.02
@@ -51,13 +53,6 @@ def stored_facts(tag: str | None) -> ModelFacts:
         raise DeployRefused(f"no model {tag or MODEL_NAME} in the BentoML store") from exc
     metrics: dict[str, Any] = dict(stored.info.metadata.get("metrics", {}))
     return ModelFacts(str(stored.tag), metrics.get("mae"), metrics.get("data_sha256"))
-
-
-def serving_info(base_url: str) -> dict[str, Any]:
-    """What the running service says it serves: `{"model_version", "metrics"}`."""
-    response = httpx.post(f"{base_url}/model", json={}, timeout=30)
-    response.raise_for_status()
-    return response.json()
 
 
 def check_quality(candidate: ModelFacts, serving: ModelFacts, force: bool) -> str:

@@ -52,11 +52,6 @@ class PricePredictor:
     range_margin: float
     range_level: float
 
-    def set_threads(self, n_threads: int) -> None:
-        """Bound CPU use at prediction time (the service shares the box with Kafka)."""
-        for booster in [*self.point_models, self.range_model]:
-            booster.set_param({"nthread": n_threads})
-
     def predict_frame(self, features: pd.DataFrame) -> PriceEstimates:
         """Predict from an already-built feature frame (see `FeatureSpec.transform`)."""
         if features.empty:

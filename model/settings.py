@@ -1,8 +1,11 @@
 """What the price service reads at start. The bento ships model/ only, so the class lives
-here rather than in stack/settings.py; light to import, so the stack can read it too."""
+here rather than in config/settings.py; light to import, so the stack can read it too."""
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The model's name in the BentoML store; versions are `car_price_xgb:<version>`.
+MODEL_NAME = "car_price_xgb"
 
 
 class ServingSettings(BaseSettings):

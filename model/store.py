@@ -16,9 +16,8 @@ from typing import Any
 import bentoml
 
 from model.predictor import PricePredictor
-from model.settings import ServingSettings
+from model.settings import MODEL_NAME, ServingSettings
 
-MODEL_NAME = "car_price_xgb"
 #: Env var that pins the served model; unset means the deployed one, else the newest.
 MODEL_TAG_ENV_VAR = "BENTOML_MODEL_TAG"
 #: File (in $BENTOML_HOME) holding the deployed tag, one line.
@@ -61,15 +60,6 @@ def save_predictor(
     with bentoml.models.create(MODEL_NAME, metadata=metadata, labels=labels or {}) as stored:
         predictor.save(Path(stored.path))
     return str(stored.tag)
-
-
-def load_predictor(
-    tag: str | None = None, n_threads: int | None = None
-) -> tuple[PricePredictor, str, dict[str, Any]]:
-    """Load (predictor, resolved tag, metadata) from the store."""
-    stored = bentoml.models.get(tag or served_tag())
-    predictor = PricePredictor.load(Path(stored.path), n_threads=n_threads)
-    return predictor, str(stored.tag), dict(stored.info.metadata)
 
 
 if __name__ == "__main__":  # `python -m model.store --deploy-newest`, used by `make up`

@@ -37,7 +37,8 @@ from model.report import (
     summary_table,
     write_report,
 )
-from model.store import MODEL_NAME, save_predictor
+from model.settings import MODEL_NAME
+from model.store import save_predictor
 
 DEFAULT_REPORT_DIR = Path("reports/model")
 _LIBRARIES = ("xgboost", "scikit-learn", "pandas", "numpy", "bentoml")

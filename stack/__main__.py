@@ -1,4 +1,5 @@
-"""`python -m stack up|down|status|deploy-connectors|…` — what the Makefile calls.
+"""`python -m stack up|down|status|deploy-connectors|…` — what the Makefile calls to run the
+local stack (the pipeline's operations are `python -m operations.<name>`).
 
 `up` is idempotent: it initialises only what is missing, starts only what is not
 running, and waits until every component answers.
@@ -8,20 +9,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from stack import connectors, demo, kafka, new_env, postgres, readiness, rescore
-from stack.reconcile import reconcile as reconcile_listings
+from config.settings import REPO_ROOT, StackSettings
+from model.client import serving_version
+from model.settings import MODEL_NAME
+from stack import connectors, kafka, new_env, postgres, readiness
 from stack.render import render_configs
-from stack.settings import REPO_ROOT, StackSettings
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
 from transformer.settings import Settings as TransformerSettings
-
-MODEL_NAME = "car_price_xgb"
 
 
 def say(message: str) -> None:
@@ -65,12 +64,6 @@ def up(settings: StackSettings) -> int:
     return 0
 
 
-def ford_csv_path(settings: StackSettings) -> Path:
-    """FORD_CSV from .env; a relative path is relative to the repository root."""
-    path = settings.ford_csv
-    return path if path.is_absolute() else REPO_ROOT / path
-
-
 def ensure_model(settings: StackSettings) -> int:
     """Train once when the BentoML store has no model, so BentoML can start."""
     env = stack_environment(settings)
@@ -82,7 +75,7 @@ def ensure_model(settings: StackSettings) -> int:
     )
     if found.returncode == 0:
         return 0
-    data = ford_csv_path(settings)
+    data = settings.ford_csv_path
     if not data.exists():
         say(
             f"no model in the BentoML store and no data at {data}: get ford.csv "
@@ -158,29 +151,6 @@ def status(settings: StackSettings) -> int:
     return 0
 
 
-def chaos_table(_settings: StackSettings, results: Path) -> int:
-    """Print the fault matrix's results (one JSON line per fault, written by tests/faults)."""
-    rows = (
-        [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
-    )
-    print(f"{'fault':<32} {'listings':>8} {'lost':>6} {'stale':>6} {'back':>6} {'recover s':>9}")
-    for row in rows:
-        print(
-            f"{row['fault']:<32} {row['listings']:>8} {row['lost']:>6} {row['stale']:>6} "
-            f"{row['resurrected']:>6} {row['recover_s']:>9}"
-        )
-    return 0 if rows and all(r["lost"] == r["stale"] == r["resurrected"] == 0 for r in rows) else 1
-
-
-def reconcile(settings: StackSettings) -> int:
-    ids = reconcile_listings(settings, grace_s=0)
-    say(
-        f"re-sent {len(ids)} listings without a prediction of their latest state"
-        + (f": {ids[:20]}{' …' if len(ids) > 20 else ''}" if ids else "")
-    )
-    return 0
-
-
 def _transformer_lag(settings: StackSettings) -> str:
     group = TransformerSettings().transformer_group_id  # its own setting, not a copy
     try:
@@ -192,7 +162,7 @@ def _transformer_lag(settings: StackSettings) -> str:
 
 def _serving_model(settings: StackSettings) -> str:
     try:
-        return rescore.serving_version(settings)
+        return serving_version(settings.services.bentoml_url)
     except Exception as exc:  # status must print something, whatever BentoML says
         return f"unknown ({exc})"
 
@@ -231,9 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "down": down,
         "status": status,
         "urls": urls,
-        "demo": demo.run,
         "create-topics": create_topics,
-        "reconcile": reconcile,
     }.items():
         commands.add_parser(name).set_defaults(run=run)
     deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")
@@ -245,9 +213,6 @@ def main(argv: list[str] | None = None) -> int:
         help="folder of connector JSON files",
     )
     deploy.set_defaults(run=deploy_connectors)
-    table = commands.add_parser("chaos-table", help="print the fault matrix results")
-    table.add_argument("results", type=Path)
-    table.set_defaults(run=chaos_table)
     restart_one = commands.add_parser("restart", help="restart one supervisor program")
     restart_one.add_argument("program")
     restart_one.set_defaults(run=restart)

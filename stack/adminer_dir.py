@@ -13,8 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from config.settings import REPO_ROOT, StackSettings
 from stack.postgres import FALLBACK_ROOT
-from stack.settings import REPO_ROOT, StackSettings
 
 ROUTER = Path(__file__).parent / "adminer" / "router.php"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from stack.settings import REPO_ROOT, ConnectSettings
+from config.settings import REPO_ROOT, ConnectSettings
 
 CONNECTORS_DIR = REPO_ROOT / "connectors"
 

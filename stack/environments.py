@@ -6,7 +6,7 @@ Adminer inherit that. Connect, BentoML and the transformer are started through
 stack/launch.py, which execs them with the environment written here for each one
 (`.state/env/<program>.json`, mode 0600, rewritten by every `up` and `restart`).
 Connect gets the CDC and sink credentials, never the superuser's or the app's. Every
-value comes from the settings classes (stack/settings.py, transformer/settings.py,
+value comes from the settings classes (config/settings.py, transformer/settings.py,
 model/store.py): they alone read `.env` and the environment.
 """
 
@@ -18,9 +18,9 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from config.settings import REPO_ROOT, BentoMLSettings, StackSettings, as_env
 from model.settings import ServingSettings
 from stack.postgres import find_bindir
-from stack.settings import REPO_ROOT, BentoMLSettings, StackSettings, as_env
 
 # supervisord/supervisorctl and the launched programs come from this interpreter's virtualenv
 VENV_BIN = Path(sys.executable).parent

@@ -16,7 +16,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 # Each topic of the pipeline: settings field -> (partitions, topic configs). The CDC and
 # prediction topics are keyed by listing id, so compaction keeps the newest record of

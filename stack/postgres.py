@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from stack.settings import REPO_ROOT, StackSettings
+from config.settings import REPO_ROOT, StackSettings
 
 DEBIAN_BINDIRS = Path("/usr/lib/postgresql")
 # where the cluster goes when the clone's own folder is closed to the server user

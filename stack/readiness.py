@@ -9,7 +9,7 @@ import httpx
 import psycopg
 from confluent_kafka.admin import AdminClient
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 DEBEZIUM_PLUGINS = (
     "io.debezium.connector.postgresql.PostgresConnector",

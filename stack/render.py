@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from string import Template
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from config.settings import StackSettings
 from stack import adminer_dir, environments
 from stack.environments import VENV_BIN, program_environment, supervisord_environment
-from stack.settings import StackSettings
 
 __all__ = ["VENV_BIN", "ProcessState", "Supervisor", "stack_environment"]
 

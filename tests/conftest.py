@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
+from config.settings import StackSettings
 from stack import readiness
-from stack.settings import StackSettings
 
 #: fixtures that train a model or serve one of their own
 SLOW_FIXTURES = {"synthetic_model", "server"}

@@ -1,5 +1,5 @@
 """Transformer settings. The broker, topics and the BentoML and /metrics addresses are the
-stack's own classes (stack/settings.py), so each env name is declared once; what only the
+stack's own classes (config/settings.py), so each env name is declared once; what only the
 transformer reads is prefixed TRANSFORMER_."""
 
 from typing import Annotated, Any, Literal, Self
@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from config.settings import BentoMLSettings, KafkaSettings, TransformerMetricsSettings
 from model.api_schema import MAX_BATCH
-from stack.settings import BentoMLSettings, KafkaSettings, TransformerMetricsSettings
 
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 

@@ -12,10 +12,8 @@ Names and passwords come from `.env`; none is in VCS.
 
 from __future__ import annotations
 
-from alembic import op
+from alembic import context, op
 from psycopg import sql
-
-from stack.settings import PostgresSettings
 
 revision = "0002"
 down_revision = "0001"
@@ -26,12 +24,8 @@ PUBLICATION = "dbz_car_price"
 
 
 def _roles() -> dict[str, tuple[str, str]]:
-    pg = PostgresSettings()
-    return {
-        "cdc": (pg.cdc_db_user, pg.cdc_db_password),
-        "sink": (pg.sink_db_user, pg.sink_db_password),
-        "app": (pg.app_db_user, pg.app_db_password),
-    }
+    """key -> (name, password), from `.env` through migrations/env.py."""
+    return context.config.attributes["roles"]
 
 
 def _execute(statement: sql.Composable) -> None:

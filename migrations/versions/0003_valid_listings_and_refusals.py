@@ -4,12 +4,15 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-28
 
-Listings. `tbl_car_price`'s CHECK constraints are replaced by the ones derived from
-`model.listing_rules`, the definition the price service validates with too, so the
-table never accepts a listing the model refuses. Each constraint is named after its rule
-(`tbl_car_price_mpg_over_0_to_500`) and commented with it in words. The year rule uses
-`now()`: Postgres allows a non-immutable CHECK and assumes it never turns a stored row
-invalid, which holds here because the upper bound (next year, UTC) only ever grows.
+Listings. `tbl_car_price`'s CHECK constraints are replaced by `RULES`, written out as
+`model.listing_rules` defined them on this revision's day (the definition the price
+service validates with too), so the table never accepts a listing the model refuses.
+They are literals: a migration is frozen history, and a later rule belongs in a new
+migration (tests/migrations/test_listing_rules.py checks that table and model agree).
+Each constraint is named after its rule (`tbl_car_price_mpg_over_0_to_500`) and
+commented with it in words. The year rule uses `now()`: Postgres allows a
+non-immutable CHECK and assumes it never turns a stored row invalid, which holds here
+because the upper bound (next year, UTC) only ever grows.
 Existing rows: each constraint is added NOT VALID (new and changed rows are checked at
 once), then VALIDATEd when no stored row breaks it. When rows do, the constraint stays
 NOT VALID and the migration logs how many and which ids; fix or delete them, then
@@ -50,11 +53,8 @@ from __future__ import annotations
 
 import logging
 
-from alembic import op
+from alembic import context, op
 from psycopg import sql
-
-from model.listing_rules import table_rules
-from stack.settings import PostgresSettings
 
 revision = "0003"
 down_revision = "0002"
@@ -66,6 +66,74 @@ log = logging.getLogger("alembic.runtime.migration")
 PREDICTIONS = "tbl_price_prediction"
 DELETED = "tbl_price_prediction_deleted"
 VIEW = "v_car_price_recommendation"
+
+#: The CHECK constraints of `tbl_car_price` this revision adds: (name, check, comment).
+RULES = (
+    (
+        "tbl_car_price_model_not_blank",
+        "model ~ '[^\\u0009\\u000a\\u000b\\u000c\\u000d\\u001c\\u001d\\u001e\\u001f\\u002"
+        "0\\u0085\\u00a0\\u1680\\u2000\\u2001\\u2002\\u2003\\u2004\\u2005\\u2006\\u2007\\"
+        "u2008\\u2009\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]'",
+        "model has a character that is not whitespace "
+        "(tabs, newlines, no-break spaces count as blank)",
+    ),
+    (
+        "tbl_car_price_year_1900_to_next_year",
+        "year >= 1900 AND year <= extract(year FROM now() AT TIME ZONE 'UTC')::integer + 1",
+        "year is from 1900 to next year (UTC)",
+    ),
+    (
+        "tbl_car_price_price_over_0_to_10000000",
+        "price > 0 AND price <= 10000000",
+        "price is a finite number above 0 and at most 10,000,000",
+    ),
+    (
+        "tbl_car_price_transmission_known",
+        "transmission IN ('Manual', 'Automatic', 'Semi-Auto', 'Other')",
+        "transmission is one of Manual, Automatic, Semi-Auto, Other",
+    ),
+    (
+        "tbl_car_price_mileage_0_to_1000000",
+        "mileage >= 0 AND mileage <= 1000000",
+        "mileage is a finite number at least 0 and at most 1,000,000",
+    ),
+    (
+        "tbl_car_price_fuel_type_known",
+        "fuel_type IN ('Petrol', 'Diesel', 'Hybrid', 'Electric', 'Other')",
+        "fuel_type is one of Petrol, Diesel, Hybrid, Electric, Other",
+    ),
+    (
+        "tbl_car_price_tax_0_to_5000",
+        "tax >= 0 AND tax <= 5000",
+        "tax is a finite number at least 0 and at most 5,000",
+    ),
+    (
+        "tbl_car_price_mpg_over_0_to_500",
+        "mpg > 0 AND mpg <= 500",
+        "mpg is a finite number above 0 and at most 500",
+    ),
+    (
+        "tbl_car_price_engine_size_0_to_10",
+        "engine_size >= 0 AND engine_size <= 10",
+        "engine_size is a finite number at least 0 and at most 10",
+    ),
+    (
+        "tbl_car_price_model_at_most_100_chars",
+        "char_length(model) <= 100",
+        "model has at most 100 characters",
+    ),
+    (
+        "tbl_car_price_transmission_at_most_20_chars",
+        "char_length(transmission) <= 20",
+        "transmission has at most 20 characters",
+    ),
+    (
+        "tbl_car_price_fuel_type_at_most_20_chars",
+        "char_length(fuel_type) <= 20",
+        "fuel_type has at most 20 characters",
+    ),
+)
+
 
 #: The CHECK constraints of revision 0001, replaced here and restored by downgrade.
 CHECKS_0001 = {
@@ -185,7 +253,7 @@ def _quote(text: str) -> str:
 
 
 def _role(attribute: str) -> str:
-    name = getattr(PostgresSettings(), attribute)
+    name = context.config.attributes["roles"][attribute][0]
     return sql.Identifier(name).as_string(op.get_bind().connection.dbapi_connection)
 
 
@@ -220,8 +288,8 @@ def _add_check(table: str, key: str, name: str, check: str, says: str | None) ->
 def upgrade() -> None:
     for name in CHECKS_0001:
         op.execute(f"ALTER TABLE tbl_car_price DROP CONSTRAINT IF EXISTS {name}")
-    for rule in table_rules():
-        _add_check("tbl_car_price", "id", rule.name, rule.check, rule.says)
+    for name, check, says in RULES:
+        _add_check("tbl_car_price", "id", name, check, says)
 
     op.execute(f"""
         ALTER TABLE {PREDICTIONS}
@@ -249,8 +317,8 @@ def upgrade() -> None:
         _add_check(PREDICTIONS, "car_id", name, check, says)
     op.execute(NEWEST_WINS)
     op.execute(f"CREATE OR REPLACE VIEW {VIEW} AS {VIEW_0003}")
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON {DELETED} TO {_role('sink_db_user')}")
-    op.execute(f"GRANT SELECT ON {DELETED} TO {_role('app_db_user')}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE ON {DELETED} TO {_role('sink')}")
+    op.execute(f"GRANT SELECT ON {DELETED} TO {_role('app')}")
 
 
 def downgrade() -> None:
@@ -268,9 +336,9 @@ def downgrade() -> None:
             ALTER COLUMN predicted_price SET NOT NULL,
             ALTER COLUMN model_version SET NOT NULL;
         CREATE VIEW {VIEW} AS {VIEW_0001};
-        GRANT SELECT ON {VIEW} TO {_role("app_db_user")};
+        GRANT SELECT ON {VIEW} TO {_role("app")};
     """)
-    for rule in table_rules():
-        op.execute(f"ALTER TABLE tbl_car_price DROP CONSTRAINT IF EXISTS {rule.name}")
+    for name, _check, _says in RULES:
+        op.execute(f"ALTER TABLE tbl_car_price DROP CONSTRAINT IF EXISTS {name}")
     for name, check in CHECKS_0001.items():
         _add_check("tbl_car_price", "id", name, check, None)

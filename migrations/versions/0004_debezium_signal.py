@@ -15,10 +15,8 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-from alembic import op
+from alembic import context, op
 from psycopg import sql
-
-from stack.settings import PostgresSettings
 
 revision = "0004"
 down_revision = "0003"
@@ -35,7 +33,10 @@ def _execute(statement: sql.Composable) -> None:
 
 
 def upgrade() -> None:
-    table, cdc = sql.Identifier(SIGNAL_TABLE), sql.Identifier(PostgresSettings().cdc_db_user)
+    table, cdc = (
+        sql.Identifier(SIGNAL_TABLE),
+        sql.Identifier(context.config.attributes["roles"]["cdc"][0]),
+    )
     _execute(
         sql.SQL(
             "CREATE TABLE {} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "

@@ -14,10 +14,8 @@ table only (it still reads no other table).
 
 from __future__ import annotations
 
-from alembic import op
+from alembic import context, op
 from psycopg import sql
-
-from stack.settings import PostgresSettings
 
 revision = "0005"
 down_revision = "0004"
@@ -43,7 +41,7 @@ def upgrade() -> None:
             'Debezium heartbeat: one row, updated by the source connector to move its slot';
         INSERT INTO {HEARTBEAT} (id) VALUES (1);
     """)
-    cdc = sql.Identifier(PostgresSettings().cdc_db_user)
+    cdc = sql.Identifier(context.config.attributes["roles"]["cdc"][0])
     _execute(sql.SQL("GRANT SELECT, UPDATE ON {} TO {}").format(sql.Identifier(HEARTBEAT), cdc))
     _execute(
         sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from config.settings import KafkaSettings
 from stack.connectors import load_connector_files
-from stack.settings import KafkaSettings
 
 
 def test_connector_files_hold_no_literal_secret() -> None:

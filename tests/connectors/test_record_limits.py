@@ -6,10 +6,10 @@ from __future__ import annotations
 import psycopg
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
 
+from config.settings import StackSettings
 from model import listing_rules as rules
 from stack.kafka import TOPICS
 from stack.render import template_values
-from stack.settings import StackSettings
 from tests.conftest import end_offsets, json_or_none, read_until
 
 #: A listing the table accepts is this many times smaller than the record limit, at least.

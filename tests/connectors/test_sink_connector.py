@@ -9,9 +9,9 @@ import httpx
 import psycopg
 from confluent_kafka import Producer
 
+from config.settings import StackSettings
 from model.api_schema import PricePrediction as Prediction
 from stack.connectors import ConnectorState, connector_state
-from stack.settings import StackSettings
 from tests.conftest import end_offsets, read_until, wait_for
 from tests.connectors import contract
 from transformer.events import Event

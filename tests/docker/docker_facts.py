@@ -32,7 +32,7 @@ SUPERVISORD_CONF = REPO / "stack" / "supervisord.conf"
 TEMPLATES = REPO / "stack" / "templates"
 
 # The packages whose code runs in the project image; `alembic` runs migrations/env.py.
-PROJECT_PACKAGES = ("stack", "transformer", "model", "migrations")
+PROJECT_PACKAGES = ("config", "stack", "transformer", "model", "migrations")
 MODULE_ALIASES = {"alembic": "migrations"}
 
 # How a one-shot job is marked in compose.yaml: it must not be restarted after it exits.
@@ -255,7 +255,8 @@ def makefile_recipe_args(target: str, makefile: Path = REPO / "Makefile") -> lis
     assert match, f"Makefile has no target {target}"
     for line in match.group(1).splitlines():
         if "$(PY)" in line:
-            return shlex.split(line.split("$(PY)", 1)[1].replace("$(FORD_CSV)", "FORD_CSV"))
+            args = line.split("$(PY)", 1)[1].replace("$(call setting,ford_csv_path)", "FORD_CSV")
+            return shlex.split(args)
     raise AssertionError(f"Makefile target {target} does not run $(PY)")
 
 
@@ -275,8 +276,13 @@ def render_template(path: Path, values: dict[str, str]) -> dict[str, str]:
 
 
 def settings_env_names(cls: type) -> set[str]:
-    """The env names a pydantic-settings class reads (aliases, else prefix + field name)."""
+    """The env names a pydantic-settings class reads (aliases, else prefix + field name),
+    with those of the settings it hands out as cached properties (StackSettings.kafka)."""
+    import functools
+    import typing
+
     from pydantic import AliasChoices
+    from pydantic_settings import BaseSettings
 
     prefix = str(cls.model_config.get("env_prefix", ""))
     names = set()
@@ -288,6 +294,11 @@ def settings_env_names(cls: type) -> set[str]:
             names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
         else:
             names.add(f"{prefix}{field_name}".upper())
+    for member in vars(cls).values():
+        if isinstance(member, functools.cached_property):
+            part = typing.get_type_hints(member.func).get("return")
+            if isinstance(part, type) and issubclass(part, BaseSettings):
+                names |= settings_env_names(part)
     return names
 
 

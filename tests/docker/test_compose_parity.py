@@ -24,9 +24,9 @@ from docker_facts import (
     supervisor_command,
 )
 
+from config.settings import REPO_ROOT, StackSettings
 from stack import readiness
 from stack.connectors import CONNECTORS_DIR
-from stack.settings import REPO_ROOT, StackSettings
 
 # the properties that are about where a process listens or keeps files, not how it behaves
 KAFKA_CONTAINER_ONLY = {
@@ -163,7 +163,7 @@ def test_jobs_run_the_makefile_commands() -> None:
 
 
 def test_train_checks_the_model_the_local_stack_checks() -> None:
-    from stack.__main__ import MODEL_NAME
+    from model.settings import MODEL_NAME
 
     assert f"bentoml models get {MODEL_NAME}:latest" in " ".join(command(services()["train"]))
 

@@ -6,7 +6,7 @@ import httpx
 import psycopg
 import pytest
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 FIELDS = (
     "model",

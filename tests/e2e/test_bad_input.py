@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from confluent_kafka import Message, Producer
 
+from config.settings import StackSettings
 from model.listing_rules import latest_year
 from stack.connectors import all_states
-from stack.settings import StackSettings
 from stack.supervisor import Supervisor
 from tests.conftest import end_offsets, read_until, wait_for
 from tests.e2e.conftest import FIESTA, insert_listing

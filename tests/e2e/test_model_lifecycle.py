@@ -19,8 +19,8 @@ import httpx
 import psycopg
 import pytest
 
-from model.deploy import serving_info
-from stack.settings import REPO_ROOT, StackSettings
+from config.settings import REPO_ROOT, StackSettings
+from model.client import serving_info
 from tests.conftest import wait_for
 from tests.e2e.conftest import FIELDS, insert_listing, prediction, served_prediction
 from tests.model.support import make_ford_like
@@ -135,7 +135,7 @@ def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everythi
 
         # Rescore, editing listings while it runs: each keeps the price of its newest state.
         rescore = subprocess.Popen(
-            [sys.executable, "-m", "stack.rescore", "--stall-timeout", "90"],
+            [sys.executable, "-m", "operations.rescore", "--stall-timeout", "90"],
             cwd=REPO_ROOT,
             env=_env(stack_ready),
             text=True,

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 from tests.conftest import end_offsets, read_until, wait_for
 from tests.e2e.conftest import FIELDS, FIESTA, insert_listing, prediction, served_prediction
 

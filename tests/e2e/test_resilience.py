@@ -12,8 +12,8 @@ import signal
 import psycopg
 import pytest
 
+from config.settings import StackSettings
 from stack.readiness import bentoml_ready, transformer_ready
-from stack.settings import StackSettings
 from stack.supervisor import Supervisor
 from tests.conftest import wait_for
 from tests.e2e.conftest import FIESTA, insert_listing, prediction, served_prediction

@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from stack.settings import REPO_ROOT, StackSettings
+from config.settings import REPO_ROOT, StackSettings
 from stack.supervisor import Supervisor
 
 LISTINGS = int(os.environ.get("FAULT_LISTINGS", "5000"))

@@ -7,9 +7,9 @@ import os
 import signal
 import time
 
+from config.settings import StackSettings
 from stack.readiness import bentoml_ready, kafka_ready, postgres_ready
 from stack.reap import port_holders
-from stack.settings import StackSettings
 from stack.supervisor import Supervisor
 from tests.conftest import wait_for
 from tests.faults.conftest import (

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from config.settings import REPO_ROOT, StackSettings
 from stack import connectors
 from stack.readiness import instance_ready
-from stack.settings import REPO_ROOT, StackSettings
 from stack.supervisor import Supervisor
 from tests.conftest import wait_for
 from tests.faults.conftest import (

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
+from config.settings import REPO_ROOT
 from model import listing_rules as rules
 from model.api_schema import Listing
-from stack.settings import REPO_ROOT
 from tests.e2e.conftest import FIESTA
 
 VALID: dict[str, Any] = dict(FIESTA)  # one valid listing, shared with the e2e tests

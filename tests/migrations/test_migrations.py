@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from stack.settings import REPO_ROOT, StackSettings
+from config.settings import REPO_ROOT, StackSettings
 from tests.e2e.conftest import FIESTA
 
 VALID: dict[str, Any] = dict(FIESTA)  # one valid listing, shared with the e2e tests

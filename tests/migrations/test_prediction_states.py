@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 COLUMNS = (
     "car_id",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 
 def _connect_as(settings: StackSettings, user: str, password: str) -> psycopg.Connection:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psycopg
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 from stack.supervisor import Supervisor
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from security_facts import process_uid, program_pids
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 # every other script of Debian's package, and Adminer's own include files
 NOT_ADMINER = [

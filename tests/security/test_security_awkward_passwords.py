@@ -21,8 +21,8 @@ import pytest
 from psycopg import sql
 from security_facts import connect_as
 
+from config.settings import REPO_ROOT, StackSettings
 from stack import readiness
-from stack.settings import REPO_ROOT, StackSettings
 from tests.conftest import wait_for
 from tests.e2e.conftest import FIESTA, insert_listing, prediction
 

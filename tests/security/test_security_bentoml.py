@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from config.settings import StackSettings
 from model.api_schema import MAX_BATCH, MAX_BODY_BYTES
-from stack.settings import StackSettings
 from tests.model.support import raw_request
 
 LISTING = dict(model="Fiesta", year=2018, transmission="Manual", mileage=24000,

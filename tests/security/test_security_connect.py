@@ -16,7 +16,7 @@ import httpx
 import pytest
 from security_facts import passwords
 
-from stack.settings import REPO_ROOT, StackSettings
+from config.settings import REPO_ROOT, StackSettings
 
 SINK = "io.debezium.connector.jdbc.JdbcSinkConnector"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from security_facts import passwords, process_environment, program_pids
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 # which passwords each process may hold: Connect the ones its connectors use, no one else any
 ALLOWED = {"connect": {"CDC_DB_PASSWORD", "SINK_DB_PASSWORD"}}

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from security_facts import connect_as
 
+from config.settings import StackSettings
 from stack.postgres import find_bindir
-from stack.settings import StackSettings
 
 
 def _libpq_env(settings: StackSettings, user: str, password: str) -> dict[str, str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from config.settings import REPO_ROOT, StackSettings
 from stack.connectors import CONNECTORS_DIR, ConnectorState
-from stack.settings import REPO_ROOT, StackSettings
 
 
 def _deploy(directory: Path) -> subprocess.CompletedProcess[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import REPO_ROOT, StackSettings
 from stack.environments import (
     CONNECT_ENV,
     OS_BASICS,
@@ -17,7 +18,6 @@ from stack.environments import (
     write_program_environments,
 )
 from stack.render import TEMPLATES, extra_worker_properties
-from stack.settings import REPO_ROOT, StackSettings
 
 SECRETS = {
     "PG_SUPERUSER_PASSWORD": "super-secret-1",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.settings import REPO_ROOT, StackSettings
+from config.settings import REPO_ROOT, StackSettings
 from stack.supervisor import Supervisor
 
 

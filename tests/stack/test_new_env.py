@@ -6,8 +6,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from config.settings import REPO_ROOT
 from stack.new_env import create, weaknesses
-from stack.settings import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / ".env.example"
 

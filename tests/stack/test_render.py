@@ -6,9 +6,9 @@ import configparser
 import re
 from pathlib import Path
 
+from config.settings import StackSettings
 from stack.kafka import new_cluster_id
 from stack.render import render_configs
-from stack.settings import StackSettings
 
 
 def test_every_placeholder_is_filled_and_ports_come_from_settings(

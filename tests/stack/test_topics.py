@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaException, Producer
 
+from config.settings import StackSettings
 from stack.kafka import describe_topic
-from stack.settings import StackSettings
 
 
 def test_cdc_and_prediction_topics_are_compacted(stack_ready: StackSettings) -> None:

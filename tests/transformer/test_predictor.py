@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 from tests.transformer.conftest import FIESTA
 from transformer.events import Reason, Refusal
 from transformer.predictor import Predictor, Unavailable

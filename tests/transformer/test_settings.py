@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from stack.settings import BentoMLSettings, KafkaSettings, TransformerMetricsSettings
+from config.settings import BentoMLSettings, KafkaSettings, TransformerMetricsSettings
 from transformer.settings import Settings
 
 

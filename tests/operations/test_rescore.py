@@ -1,4 +1,4 @@
-"""`make rescore` (stack/rescore.py): when the next slice may be asked for, and on the real
+"""`make rescore` (operations/rescore.py): when the next slice may be asked for, and on the real
 stack, that a stalled pipeline holds the snapshot at one slice and the rescore still ends."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import time
 
 import psycopg
 
-from stack import rescore
-from stack.rescore import SLICE, Slicer
-from stack.settings import StackSettings
+from config.settings import StackSettings
+from operations import rescore
+from operations.rescore import SLICE, Slicer
 from stack.supervisor import Supervisor
 from tests.conftest import end_offsets, wait_for
 from tests.faults.conftest import copy_listings

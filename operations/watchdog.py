@@ -1,4 +1,4 @@
-"""`python -m stack.watchdog`: the supervised program that heals what the components
+"""`python -m operations.watchdog`: the supervised program that heals what the components
 cannot heal alone.
 
 - A connector or task that ends FAILED (e.g. the sink after its flush retries ran out
@@ -6,7 +6,7 @@ cannot heal alone.
   (`restart?includeTasks=true&onlyFailed=true`), with a backoff per connector that rises
   to a cap and resets once it runs again — the way Strimzi auto-restarts connectors.
 - Every RECONCILE_INTERVAL_S, listings without a prediction of their latest state are
-  sent through the pipeline again (stack.reconcile).
+  sent through the pipeline again (operations.reconcile).
 
 Every action is one log line; `make status` shows the connectors' states.
 """
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from config.settings import StackSettings
+from operations.reconcile import reconcile
 from stack import connectors
-from stack.reconcile import reconcile
-from stack.settings import StackSettings
 
 log = logging.getLogger("watchdog")
 

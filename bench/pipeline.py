@@ -9,7 +9,7 @@ prints one table and writes the raw numbers (bench.json) and a latency CDF per r
 - steady R/s: one listing per transaction at R listings/s for `--steady-seconds`;
 - latency = written_at − created_at, both from the database's clock; per hop: commit
   (Debezium source.ts_ms) → consumed by the transformer → BentoML's reply → written_at;
-- steady R/s + rescore: the first rate again while `make rescore` (stack/rescore.py, paced)
+- steady R/s + rescore: the first rate again while `make rescore` (operations/rescore.py, paced)
   re-prices the table (at least --rescore-listings listings), counting only listings
   written while it runs;
 - bridge: the seed's style on the same stack, measured in the same run: poll one CDC event,
@@ -39,15 +39,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import ValidationError
 
+from config.settings import StackSettings
 from model.api_schema import Listing
 from model.data import CSV_COLUMNS
-from stack import readiness, rescore
-from stack.settings import StackSettings
+from operations import rescore
+from stack import readiness
 from stack.supervisor import Supervisor
 from transformer.events import Invalid, parse
 
@@ -66,11 +68,8 @@ ROW_TIMES = """
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of unsorted values: always a measured value."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+    """Nearest-rank percentile (q in 0..100): always a measured value; NaN for none."""
+    return float(np.percentile(values, q, method="inverted_cdf")) if len(values) else math.nan
 
 
 @dataclass
@@ -299,7 +298,7 @@ def during_rescore(
 ) -> tuple[Run, str]:
     """Live latency while `make rescore` re-prices the table (issue 13 asks for at most
     twice the latency without it): `listings` listings are priced first, then the rescore
-    (stack/rescore.py, its pacing included) runs and `steady(rate)` writes while it does.
+    (operations/rescore.py, its pacing included) runs and `steady(rate)` writes while it does.
     The writes start once Debezium is reading the table: a listing written before would
     be read by the snapshot too, and its row would show the re-pricing's time. Returns the
     run and what the rescore did."""
@@ -449,14 +448,6 @@ def growth(after: list[dict[str, float]], slack_mib: float = 16.0) -> str:
     return f"RSS MiB after the last {len(after)} bulk runs: {'; '.join(parts)} ({verdict})"
 
 
-def memory_table(settings: StackSettings) -> None:
-    rows = rss_mib(settings)
-    print(f"\n{'component':<12} {'RSS MiB':>8}\n" + "-" * 21)
-    for name, mib in rows.items():
-        print(f"{name:<12} {mib:>8.0f}")
-    print(f"{'total':<12} {sum(rows.values()):>8.0f}")
-
-
 def plot_cdf(runs: list[Run], path: Path) -> None:
     import matplotlib
 
@@ -481,7 +472,7 @@ def plot_cdf(runs: list[Run], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stack.bench", description=__doc__.split("\n")[0]
+        prog="python -m bench.pipeline", description=__doc__.split("\n")[0]
     )
     env = os.environ.get
     parser.add_argument(
@@ -516,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} is not ready ({reason}); start the stack with `make up`", file=sys.stderr
             )
             return 1
-    rows = ford_listings(Path(env("FORD_CSV", "../shared/data/ford.csv")))
+    rows = ford_listings(settings.ford_csv_path)
     peak: dict[str, float] = {}
     sampled = 0.0
 

@@ -1,4 +1,5 @@
-"""`make demo`: insert a few realistic listings and show their prices as they arrive.
+"""`make demo` (`python -m operations.demo`): insert a few realistic listings and show their
+prices as they arrive.
 
 It connects as the app role (what a person or Adminer uses), so it also shows that
 role is enough to list a car and read the recommendation.
@@ -10,7 +11,7 @@ import time
 
 import psycopg
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 LISTINGS = [
     ("Fiesta", 2017, 8995, "Manual", 31000, "Petrol", 145, 65.7, 1.0),
@@ -67,3 +68,7 @@ def run(settings: StackSettings, timeout: float = 30) -> int:
         print(f"no price after {timeout:.0f}s for {missing}: see `make status` and `make logs`")
         return 1
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(StackSettings()))

@@ -1,4 +1,4 @@
-"""Re-price every listing with the serving model: `python -m stack.rescore`.
+"""Re-price every listing with the serving model: `python -m operations.rescore`.
 
 It sends Debezium an `execute-snapshot` signal (`type: incremental`) through the signal
 table (migration 0004). Debezium then reads `tbl_car_price` in chunks, between live
@@ -26,21 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx
 import psycopg
 
+from config.settings import StackSettings
+from model.client import serving_version
 from stack.kafka import GroupLag
-from stack.settings import StackSettings
 from transformer.settings import Settings as TransformerSettings
 
 SIGNAL_TABLE = "public.debezium_signal"
 LISTINGS_TABLE = "public.tbl_car_price"
-
-
-def serving_version(settings: StackSettings) -> str:
-    response = httpx.post(f"{settings.services.bentoml_url}/model", json={}, timeout=30)
-    response.raise_for_status()
-    return response.json()["model_version"]
 
 
 @dataclass(frozen=True)
@@ -167,7 +161,7 @@ def rescore(
 ) -> int:
     """Snapshot, pace and report until every listing is priced by the serving version;
     `everything`: re-price listings already on it too (the bench)."""
-    version = serving_version(settings)
+    version = serving_version(settings.services.bentoml_url)
     group, topic = TransformerSettings().transformer_group_id, settings.kafka.cdc_topic
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as db:
         since, last_id = db.execute("SELECT now()::text, max(id) FROM tbl_car_price").fetchone()
@@ -215,7 +209,7 @@ def rescore(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stack.rescore", description=__doc__.split("\n")[0]
+        prog="python -m operations.rescore", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--stall-timeout",

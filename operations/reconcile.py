@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import psycopg
 
-from stack.settings import StackSettings
+from config.settings import StackSettings
 
 UNANSWERED = """
     SELECT c.id FROM tbl_car_price c
@@ -41,3 +41,15 @@ def reconcile(settings: StackSettings, grace_s: float = 60.0) -> list[int]:
         if ids:
             conn.execute(RESEND, {"ids": ids})
     return ids
+
+
+def main() -> int:
+    """`make reconcile`: re-send every unanswered listing now (no grace period)."""
+    ids = reconcile(StackSettings(), grace_s=0)
+    shown = f": {ids[:20]}{' …' if len(ids) > 20 else ''}" if ids else ""
+    print(f"re-sent {len(ids)} listings without a prediction of their latest state{shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

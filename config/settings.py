@@ -1,7 +1,9 @@
-"""Settings of the local process stack, read from the environment and `.env`.
+"""The settings every program shares, read from the environment and `.env`.
 
-The names are the ones in `.env.example`; compose passes the same names, so one
-`.env` drives both the local stack and the Docker path.
+The names are the ones in `.env.example`; compose passes the same names, so one `.env`
+drives both the local stack and the Docker path. The bottom layer: it imports no project
+package, and neither SQLAlchemy nor psycopg until a connection string is asked for, so the
+transformer (which needs neither) does not load them.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import os
 import pwd
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from psycopg.conninfo import make_conninfo
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import URL
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +60,8 @@ class PostgresSettings(_FromEnv):
         A URL object, not a string: SQLAlchemy escapes each part itself, so a password
         holding `@ : / % # ?` cannot change where or as whom we connect.
         """
+        from sqlalchemy.engine import URL
+
         return URL.create(
             "postgresql+psycopg",
             username=user or self.pg_superuser,
@@ -69,6 +75,8 @@ class PostgresSettings(_FromEnv):
         self, user: str | None = None, password: str | None = None, database: str | None = None
     ) -> str:
         """libpq key=value string for psycopg.connect(), every value quoted by libpq's rules."""
+        from psycopg.conninfo import make_conninfo
+
         return make_conninfo(
             host=self.pg_host,
             port=self.pg_port,
@@ -193,6 +201,11 @@ class StackSettings(_FromEnv):
     @cached_property
     def services(self) -> ServiceSettings:
         return ServiceSettings()
+
+    @property
+    def ford_csv_path(self) -> Path:
+        """FORD_CSV; a relative path is relative to the repository root."""
+        return self.ford_csv if self.ford_csv.is_absolute() else REPO_ROOT / self.ford_csv
 
     @property
     def server_os_user(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import make_url
 
-from stack.settings import PostgresSettings
+from config.settings import PostgresSettings
 
 AWKWARD = "p@ss:w/o%rd#1'2\"3 4\\5&6?7=8"
 

@@ -1,4 +1,4 @@
-"""The benchmark (stack/bench.py): its pure logic, and a tiny run against the real stack."""
+"""The benchmark (bench/pipeline.py): its pure logic, and a tiny run against the real stack."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from stack import bench
-from stack.bench import HOPS, Run, ford_listings, format_table, percentile
+from bench import pipeline as bench
+from bench.pipeline import HOPS, Run, ford_listings, format_table, percentile
 
 
 def test_percentile_is_nearest_rank_of_unsorted_values() -> None:

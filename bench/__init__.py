@@ -1,0 +1,1 @@
+"""`make bench`: how fast the running pipeline prices listings (bench.pipeline)."""

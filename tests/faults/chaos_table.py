@@ -1,0 +1,26 @@
+"""`make chaos`'s table: `python -m tests.faults.chaos_table RESULTS.jsonl` prints the fault
+matrix's results (one JSON line per fault, written by tests/faults/conftest.py) and exits 1
+unless every fault lost, staled and resurrected nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(results: Path) -> int:
+    rows = (
+        [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    )
+    print(f"{'fault':<32} {'listings':>8} {'lost':>6} {'stale':>6} {'back':>6} {'recover s':>9}")
+    for row in rows:
+        print(
+            f"{row['fault']:<32} {row['listings']:>8} {row['lost']:>6} {row['stale']:>6} "
+            f"{row['resurrected']:>6} {row['recover_s']:>9}"
+        )
+    return 0 if rows and all(r["lost"] == r["stale"] == r["resurrected"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

@@ -1,1 +1,2 @@
-"""CDC events -> BentoML -> prediction records: events, batch, predictor, records, pipeline."""
+"""CDC events -> BentoML -> prediction records. The modules in the order a message meets them:
+events, batch, bentoml_client, records, pipeline; service runs the loop (settings, metrics)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from confluent_kafka import Message
 
-from transformer.events import Event, Invalid, Reason, parse
+from transformer.events import Event, EventKind, Invalid, Reason, parse
 
 Partition = tuple[str, int]
 
@@ -22,6 +22,8 @@ def partition_of(message: Message) -> Partition:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A message for the DLQ: `reason` and `error` become its dlq.* headers."""
+
     message: Message
     reason: Reason
     error: str
@@ -32,7 +34,7 @@ class Batch:
     messages: list[Message]
     changes: list[tuple[Message, Event]] = field(default_factory=list)  # newest per listing
     dead: list[DeadLetter] = field(default_factory=list)
-    kinds: Counter[str] = field(default_factory=Counter)  # events by kind, for the metrics
+    kinds: Counter[EventKind] = field(default_factory=Counter)  # messages by kind, for metrics
     consumed_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)  # per-hop
 
     def next_offsets(self) -> dict[Partition, int]:
@@ -47,13 +49,13 @@ def build(messages: list[Message]) -> Batch:
         try:
             event = parse(message.key(), message.value())
         except Exception as exc:  # Invalid says why; anything else is a bug, costing one message
-            why = exc.args if isinstance(exc, Invalid) else (Reason.INTERNAL_ERROR, repr(exc))
-            batch.dead.append(DeadLetter(message, *why))
-            batch.kinds["invalid"] += 1
+            invalid = exc if isinstance(exc, Invalid) else Invalid(Reason.INTERNAL_ERROR, repr(exc))
+            batch.dead.append(DeadLetter(message, invalid.reason, invalid.error))
+            batch.kinds[EventKind.INVALID] += 1
             continue
         batch.kinds[event.kind] += 1
         _, older = newest.pop(event.car_id, (None, None))  # re-inserted: keeps consumed order
-        if event.kind == "tombstone" and older is not None and older.kind == "delete":
+        if event.kind == EventKind.TOMBSTONE and older and older.kind == EventKind.DELETE:
             event = replace(event, source_lsn=older.source_lsn)
         newest[event.car_id] = (message, event)
     batch.changes = list(newest.values())

@@ -14,10 +14,23 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from model.api_schema import Listing
+from model.api_schema import Listing, PricePrediction
 
-KINDS = {"c": "create", "r": "read", "u": "update", "d": "delete"}  # op -> metrics label
 INT64 = range(-(2**63), 2**63)  # car_id and source_lsn are bigint columns
+
+
+class EventKind(StrEnum):
+    """What a CDC message asks for: the `kind` label of transformer_events_consumed_total."""
+
+    CREATE = "create"
+    READ = "read"  # the snapshot
+    UPDATE = "update"
+    DELETE = "delete"
+    TOMBSTONE = "tombstone"
+    INVALID = "invalid"  # names no listing: counted, never an Event's kind
+
+
+OPS = {"c": EventKind.CREATE, "r": EventKind.READ, "u": EventKind.UPDATE, "d": EventKind.DELETE}
 
 
 class Reason(StrEnum):
@@ -33,22 +46,30 @@ class Reason(StrEnum):
 
 
 class Invalid(ValueError):
-    """Raised as Invalid(reason, error): the message names no listing."""
+    """The message names no listing: `reason` for the DLQ, `error` says what is wrong."""
+
+    def __init__(self, reason: Reason, error: str) -> None:
+        super().__init__(reason, error)
+        self.reason, self.error = reason, error
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a listing cannot be priced: the `reason` and `refused_field` columns."""
+    """Why a listing cannot be priced: `error` and `field` fill the record's `reason` and
+    `refused_field` columns, `reason` is its DLQ copy's."""
 
-    reason: str
+    error: str
     field: str | None = None
-    code: Reason = Reason.REJECTED_BY_MODEL  # the DLQ copy's reason
+    reason: Reason = Reason.REJECTED_BY_MODEL
 
 
-def refusal(loc: Sequence[Any], msg: str, code: Reason = Reason.REJECTED_BY_MODEL) -> Refusal:
+Answer = PricePrediction | Refusal  # what a listing to price gets
+
+
+def refusal(loc: Sequence[Any], msg: str, reason: Reason = Reason.REJECTED_BY_MODEL) -> Refusal:
     """A pydantic error (its `loc` below the listing, and `msg`) as a Refusal."""
     field = ".".join(map(str, loc))[:100] or None
-    return Refusal((f"{field}: {msg}" if field else msg)[:300], field, code)
+    return Refusal((f"{field}: {msg}" if field else msg)[:300], field, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +77,7 @@ class Event:
     """One listing's change: `listing` to price, or `refused`, or neither (delete, tombstone)."""
 
     car_id: int
-    kind: str  # create, read, update, delete or tombstone
+    kind: EventKind
     listing: dict[str, Any] | None = None
     source_ts_ms: int | None = None  # the change's commit time
     source_lsn: int | None = None  # its WAL position: the newest state wins in the table
@@ -69,31 +90,32 @@ def parse(key: bytes | None, value: bytes | None) -> Event:
     if value is None:
         if car_id is None:
             raise Invalid(Reason.INVALID_KEY, 'tombstone without a key {"id": <int>}')
-        return Event(car_id, "tombstone")
+        return Event(car_id, EventKind.TOMBSTONE)
     envelope = _load(value)
     if not isinstance(envelope, dict) or not isinstance(envelope.get("op"), str):
         raise Invalid(Reason.INVALID_ENVELOPE, "not a Debezium envelope (no 'op')")
     op = envelope["op"]
-    if op not in KINDS:  # 't' (truncate) and 'm' (message) name no listing
+    if op not in OPS:  # 't' (truncate) and 'm' (message) name no listing
         raise Invalid(Reason.UNSUPPORTED_OP, f"unsupported op {op!r:.50}")
-    row = envelope.get("before" if op == "d" else "after")
-    if not isinstance(row, dict) and op != "d":
+    kind = OPS[op]
+    row = envelope.get("before" if kind == EventKind.DELETE else "after")
+    if not isinstance(row, dict) and kind != EventKind.DELETE:
         raise Invalid(Reason.INVALID_ENVELOPE, f"op {op!r} without an 'after' object")
     car_id = car_id if car_id is not None else _id(row)
     if car_id is None:
         raise Invalid(Reason.INVALID_KEY, "no listing id (int64) in the key or the row")
     source = envelope.get("source")
     ts_ms, lsn = _id(source, "ts_ms"), _id(source, "lsn")
-    if op == "d":
-        return Event(car_id, "delete", None, ts_ms, lsn)
+    if kind == EventKind.DELETE:
+        return Event(car_id, kind, None, ts_ms, lsn)
     listing = {name: row.get(name) for name in Listing.model_fields}
     try:
         Listing.model_validate(listing)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         why = refusal(error["loc"], error["msg"], Reason.INVALID_LISTING)
-        return Event(car_id, KINDS[op], None, ts_ms, lsn, why)
-    return Event(car_id, KINDS[op], listing, ts_ms, lsn)
+        return Event(car_id, kind, None, ts_ms, lsn, why)
+    return Event(car_id, kind, listing, ts_ms, lsn)
 
 
 def _load(raw: bytes) -> Any:

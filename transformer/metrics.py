@@ -7,7 +7,8 @@ from typing import Any
 from confluent_kafka import KafkaException
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from transformer.events import KINDS, Reason
+from transformer.events import EventKind, Reason
+from transformer.records import Label, RecordKind
 
 SIZES = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -34,22 +35,24 @@ class Metrics:
         self.bentoml_available = new(Gauge, "bentoml_available", "0 while /predict fails")
         self.bentoml_available.set(1)
         # labelled series exist from the start: dashboards see zeros, not gaps
-        for kind in (*KINDS.values(), "tombstone", "invalid"):
+        for kind in EventKind:
             self.events_consumed.labels(kind)
         for reason in Reason:
-            self.dlq_messages.labels(reason.value)
+            self.dlq_messages.labels(reason)
         for outcome in ("ok", "rejected", "unavailable"):
             self.bentoml_request_seconds.labels(outcome)
 
-    def delivered(self, records: collections.Counter[str], kinds: collections.Counter[str]) -> None:
+    def delivered(
+        self, records: collections.Counter[Label], kinds: collections.Counter[EventKind]
+    ) -> None:
         """Count a batch whose records (by label) are all acknowledged."""
         for kind, count in kinds.items():
             self.events_consumed.labels(kind).inc(count)
-        self.predictions_produced.inc(records["prediction"])
-        self.tombstones_produced.inc(records["tombstone"])
-        self.refusals_produced.inc(records["refused"])
-        for reason in Reason:  # the dead letters ("deleted" records go with their tombstones)
-            self.dlq_messages.labels(reason.value).inc(records[reason])
+        self.predictions_produced.inc(records[RecordKind.PREDICTION])
+        self.tombstones_produced.inc(records[RecordKind.TOMBSTONE])
+        self.refusals_produced.inc(records[RecordKind.REFUSED])
+        for reason in Reason:  # the dead letters (deletions are counted with their tombstones)
+            self.dlq_messages.labels(reason).inc(records[reason])
 
     def refresh_lag(self, consumer: Any) -> None:
         """Lag per owned partition, from local state: cheap enough for every turn of the loop."""

@@ -18,10 +18,10 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from transformer.batch import Batch, DeadLetter, Partition, build, partition_of
-from transformer.events import Reason, Refusal
+from transformer.bentoml_client import Unavailable
+from transformer.events import Answer, Reason, Refusal
 from transformer.metrics import Metrics
-from transformer.predictor import Unavailable
-from transformer.records import Out, dead_letter, for_batch
+from transformer.records import Outgoing, dead_letter, for_batch
 from transformer.settings import Settings
 
 log = logging.getLogger("transformer")
@@ -32,7 +32,7 @@ SLICE_S = 0.5  # the longest a wait takes to notice SIGTERM
 @dataclass
 class Pipeline:
     s: Settings
-    predict: Callable[[list[dict[str, Any]]], list[Any]]
+    predict: Callable[[list[dict[str, Any]]], list[Answer]]  # BentoMLClient.predict
     metrics: Metrics
     stop: threading.Event
     consumer: Any = None  # the service sets the clients, with on_error as their error_cb
@@ -76,18 +76,17 @@ class Pipeline:
             self.metrics.bentoml_available.set(0)
             return self._retry(batch, started, str(exc))
         self.metrics.bentoml_available.set(1)
-        out = [
-            o for o in for_batch(batch, answers, self.s) if partition_of(o[0]) not in self.revoked
-        ]
+        out = for_batch(batch, answers, self.s)
+        out = [item for item in out if partition_of(item.message) not in self.revoked]
         if (error := self._deliver(out)) is not None:
             return self._retry(batch, started, error)
         self.delay = 0.0
-        self.metrics.delivered(records := Counter(label for _, _, label in out), batch.kinds)
+        self.metrics.delivered(records := Counter(item.label for item in out), batch.kinds)
         outcome = self._commit(batch)
         self._rewind(self.revoked & batch.next_offsets().keys())  # owned again: read it again
         return self._log(batch, started, outcome, records=dict(records))
 
-    def _predict(self, listings: list[dict[str, Any]]) -> list[Any]:
+    def _predict(self, listings: list[dict[str, Any]]) -> list[Answer]:
         """The model's answers. A call raising something unexpected (a bug, not an outage) is
         made again one listing at a time; one that still raises is refused (internal_error)."""
         try:
@@ -97,10 +96,10 @@ class Pipeline:
         except Exception as exc:
             if len(listings) == 1:
                 log.exception("predict raised", extra={"event": "internal_error"})
-                return [Refusal(f"internal error: {exc!r:.200}", None, Reason.INTERNAL_ERROR)]
+                return [Refusal(f"internal error: {exc!r:.200}", reason=Reason.INTERNAL_ERROR)]
         return [answer for listing in listings for answer in self._predict([listing])]
 
-    def _deliver(self, out: list[Out]) -> str | None:
+    def _deliver(self, out: list[Outgoing]) -> str | None:
         """Produce, then wait for every acknowledgement; returns the first failure."""
         failures: list[str] = []
 
@@ -108,11 +107,12 @@ class Pipeline:
             if error is not None:
                 failures.append(error.str())
 
-        for message, record, _ in out:
+        for item in out:
             try:
-                self.producer.produce(**record._asdict(), on_delivery=on_delivery)
+                self.producer.produce(**item.record._asdict(), on_delivery=on_delivery)
             except KafkaException as exc:  # e.g. MSG_SIZE_TOO_LARGE: its message, trimmed
-                note = DeadLetter(message, Reason.INTERNAL_ERROR, f"{record.topic}: {exc}")
+                error = f"{item.record.topic}: {exc}"
+                note = DeadLetter(item.message, Reason.INTERNAL_ERROR, error)
                 note_record = dead_letter(self.s.dlq_topic, note, 0)
                 self.producer.produce(**note_record._asdict(), on_delivery=on_delivery)
         grace_s = self.s.transformer_shutdown_timeout_ms / 1000  # once stopping

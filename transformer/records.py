@@ -14,13 +14,14 @@ import hashlib
 import json
 import time
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from confluent_kafka import Message
 
 from model.api_schema import PricePrediction
 from transformer.batch import Batch, DeadLetter
-from transformer.events import Event, Reason, Refusal
+from transformer.events import Answer, Event, EventKind, Reason, Refusal
 from transformer.settings import Settings
 
 MAX_ERROR_CHARS = 2000
@@ -32,22 +33,33 @@ def _dumps(document: Any) -> bytes:  # allow_nan=False: NaN is not JSON, poison 
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
-def _struct(name: str, fields: str) -> dict[str, Any]:
-    """A Connect struct schema from `field:type` words; a type ending in `?` is optional."""
-    pairs = [word.split(":") for word in fields.split()]
-    kinds = [{"field": f, "type": t.rstrip("?"), "optional": t.endswith("?")} for f, t in pairs]
-    return {"type": "struct", "name": name, "optional": False, "fields": kinds}
-
-
-KEY_SCHEMA = _struct("car_price_predictions.Key", "car_id:int64")
-VALUE_SCHEMA = _struct(
-    "car_price_predictions.Value",
-    "car_id:int64 status:string predicted_price:double? price_low:double? price_high:double?"
-    " model_version:string? reason:string? refused_field:string? source_lsn:int64?"
-    " source_committed_at:int64? consumed_at:int64? replied_at:int64?",
-)
-for _hop in VALUE_SCHEMA["fields"][-3:]:  # per hop: the commit, the batch consumed, the reply
-    _hop |= {"name": "org.apache.kafka.connect.data.Timestamp", "version": 1}
+KEY_SCHEMA: dict[str, Any] = {
+    "type": "struct",
+    "name": "car_price_predictions.Key",
+    "optional": False,
+    "fields": [{"field": "car_id", "type": "int64", "optional": False}],
+}
+TIMESTAMP = {"name": "org.apache.kafka.connect.data.Timestamp", "version": 1}  # epoch ms
+VALUE_SCHEMA: dict[str, Any] = {
+    "type": "struct",
+    "name": "car_price_predictions.Value",
+    "optional": False,
+    "fields": [
+        {"field": "car_id", "type": "int64", "optional": False},
+        {"field": "status", "type": "string", "optional": False},
+        {"field": "predicted_price", "type": "double", "optional": True},
+        {"field": "price_low", "type": "double", "optional": True},
+        {"field": "price_high", "type": "double", "optional": True},
+        {"field": "model_version", "type": "string", "optional": True},
+        {"field": "reason", "type": "string", "optional": True},
+        {"field": "refused_field", "type": "string", "optional": True},
+        {"field": "source_lsn", "type": "int64", "optional": True},
+        # per hop: the commit, the batch consumed, the reply
+        {"field": "source_committed_at", "type": "int64", "optional": True, **TIMESTAMP},
+        {"field": "consumed_at", "type": "int64", "optional": True, **TIMESTAMP},
+        {"field": "replied_at", "type": "int64", "optional": True, **TIMESTAMP},
+    ],
+}
 KEY_HEAD, VALUE_HEAD = (b'{"schema":%s,"payload":' % _dumps(s) for s in (KEY_SCHEMA, VALUE_SCHEMA))
 
 
@@ -60,22 +72,38 @@ class Record(NamedTuple):
     headers: list[tuple[str, bytes]] | None = None
 
 
-Out = tuple[Message, Record, str]  # (source message, record, metrics label)
+class RecordKind(StrEnum):
+    """What a record on the predictions topic is: its metrics label."""
+
+    PREDICTION = "prediction"
+    REFUSED = "refused"
+    DELETED = "deleted"  # the deletion's position, before its tombstone
+    TOMBSTONE = "tombstone"
+
+
+Label = RecordKind | Reason  # a dead letter is counted by its reason
+
+
+class Outgoing(NamedTuple):
+    """A record to produce, with the message it answers (whose partition must still be ours)
+    and its metrics label."""
+
+    message: Message
+    record: Record
+    label: Label
 
 
 def prediction_key(car_id: int) -> bytes:
     return KEY_HEAD + b'{"car_id":%d}}' % car_id
 
 
-def prediction_value(
-    event: Event, answer: PricePrediction | Refusal | None, hops: tuple[int, int] = (0, 0)
-) -> bytes:
+def prediction_value(event: Event, answer: Answer | None, hops: tuple[int, int] = (0, 0)) -> bytes:
     """The record for `event`: priced, refused or (None) deleted; `hops` (ms) for the bench."""
     payload: dict[str, Any] = {"car_id": event.car_id, "status": "deleted"}
     if isinstance(answer, PricePrediction):
         payload |= {"status": "priced", **answer.model_dump()}
     elif isinstance(answer, Refusal):
-        payload |= {"status": "refused", "reason": answer.reason, "refused_field": answer.field}
+        payload |= {"status": "refused", "reason": answer.error, "refused_field": answer.field}
     payload |= {"source_committed_at": event.source_ts_ms, "source_lsn": event.source_lsn}
     payload |= dict(zip(("consumed_at", "replied_at"), hops, strict=True)) if any(hops) else {}
     return VALUE_HEAD + _dumps(payload) + b"}"
@@ -104,10 +132,10 @@ def dead_letter(topic: str, letter: DeadLetter, max_bytes: int) -> Record:
     return Record(topic, key, value, headers)
 
 
-def for_batch(batch: Batch, answers: list[PricePrediction | Refusal], s: Settings) -> list[Out]:
+def for_batch(batch: Batch, answers: list[Answer], s: Settings) -> list[Outgoing]:
     """Every record of the batch (`answers`: one per listing to price, in order). A refused
     listing's message also goes to the DLQ, and one whose records fail as internal_error."""
-    out: list[Out] = []
+    out: list[Outgoing] = []
     letters, priced = list(batch.dead), iter(answers)
     hops = (batch.consumed_ms, time.time_ns() // 1_000_000)
     for message, event in batch.changes:
@@ -115,26 +143,29 @@ def for_batch(batch: Batch, answers: list[PricePrediction | Refusal], s: Setting
         try:
             out += _records(message, event, answer, s.predictions_topic, hops)
             if isinstance(answer, Refusal):
-                letters.append(DeadLetter(message, answer.code, answer.reason))
+                letters.append(DeadLetter(message, answer.reason, answer.error))
         except Exception as exc:
             letters.append(DeadLetter(message, Reason.INTERNAL_ERROR, repr(exc)))
     limit = s.kafka_max_message_bytes
     # tombstones last (after their deletions): the sink writes them as one JDBC batch
-    out.sort(key=lambda item: item[2] == "tombstone")
-    return out + [(d.message, dead_letter(s.dlq_topic, d, limit), d.reason) for d in letters]
+    out.sort(key=lambda item: item.label == RecordKind.TOMBSTONE)
+    for letter in letters:
+        out.append(Outgoing(letter.message, dead_letter(s.dlq_topic, letter, limit), letter.reason))
+    return out
 
 
 def _records(
-    message: Message, event: Event, answer: Any, topic: str, hops: tuple[int, int]
-) -> list[Out]:
+    message: Message, event: Event, answer: Answer | None, topic: str, hops: tuple[int, int]
+) -> list[Outgoing]:
     """A listing's prediction records: priced or refused, or its deletion and tombstone."""
     key = prediction_key(event.car_id)
-    if event.kind not in ("delete", "tombstone"):
-        label = "refused" if isinstance(answer, Refusal) else "prediction"
-        return [(message, Record(topic, key, prediction_value(event, answer, hops)), label)]
-    out = []
-    if event.kind == "delete" or event.source_lsn is not None:  # a tombstone after its delete
-        out.append((message, Record(topic, key, prediction_value(event, None)), "deleted"))
-    if event.kind == "tombstone":  # the prediction's key, null value: the sink deletes it
-        out.append((message, Record(topic, key, None), "tombstone"))
+    if event.kind not in (EventKind.DELETE, EventKind.TOMBSTONE):
+        label = RecordKind.REFUSED if isinstance(answer, Refusal) else RecordKind.PREDICTION
+        return [Outgoing(message, Record(topic, key, prediction_value(event, answer, hops)), label)]
+    out: list[Outgoing] = []
+    if event.kind == EventKind.DELETE or event.source_lsn is not None:  # or its delete's tombstone
+        deletion = Record(topic, key, prediction_value(event, None))
+        out.append(Outgoing(message, deletion, RecordKind.DELETED))
+    if event.kind == EventKind.TOMBSTONE:  # the prediction's key, null value: the sink deletes it
+        out.append(Outgoing(message, Record(topic, key, None), RecordKind.TOMBSTONE))
     return out

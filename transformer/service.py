@@ -13,9 +13,9 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
+from transformer.bentoml_client import BentoMLClient
 from transformer.metrics import Metrics
 from transformer.pipeline import Pipeline
-from transformer.predictor import Predictor
 from transformer.settings import Settings
 
 log = logging.getLogger("transformer")
@@ -83,10 +83,10 @@ def run() -> int:
     url = f"http://{host}:{server.server_address[1]}/metrics"
     log.info("transformer starting", extra={"event": "config", "metrics": url})
     timeout_s = settings.transformer_request_timeout_ms / 1000
-    client = httpx.Client(base_url=settings.bentoml_url, timeout=timeout_s)
+    http = httpx.Client(base_url=settings.bentoml_url, timeout=timeout_s)
     seconds = metrics.bentoml_request_seconds
-    predictor = Predictor(client, lambda took, outcome: seconds.labels(outcome).observe(took))
-    pipeline = Pipeline(settings, predictor.predict, metrics, stop)
+    bentoml = BentoMLClient(http, lambda took, outcome: seconds.labels(outcome).observe(took))
+    pipeline = Pipeline(settings, bentoml.predict, metrics, stop)
     callbacks = {"error_cb": pipeline.on_error, "logger": logging.getLogger("transformer.kafka")}
     pipeline.consumer = Consumer(settings.consumer_config() | callbacks)
     pipeline.producer = Producer(settings.producer_config() | callbacks)
@@ -98,7 +98,7 @@ def run() -> int:
         exit_code = 1
     finally:
         pipeline.consumer.close()  # leaves the group now, not after the session timeout
-        client.close()
+        http.close()
         server.shutdown()
     log.info("transformer stopped", extra={"event": "stopped", "exit_code": exit_code})
     return exit_code

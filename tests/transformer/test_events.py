@@ -51,8 +51,8 @@ def test_a_listing_the_models_schema_refuses_is_refused_with_its_field(
 
     assert (event.car_id, event.kind, event.listing) == (7, "update", None)
     assert event.refused is not None and event.refused.field == field
-    assert event.refused.reason.startswith(f"{field}: ") and len(event.refused.reason) <= 300
-    assert event.refused.code == Reason.INVALID_LISTING
+    assert event.refused.error.startswith(f"{field}: ") and len(event.refused.error) <= 300
+    assert event.refused.reason == Reason.INVALID_LISTING
 
 
 def test_delete_and_tombstone_ask_to_remove_the_prediction() -> None:
@@ -96,4 +96,4 @@ def test_what_can_never_be_priced_says_why(
     with pytest.raises(Invalid) as raised:
         parse(key, value)
 
-    assert raised.value.args[0] == reason and raised.value.args[1]
+    assert raised.value.reason == reason and raised.value.error

@@ -136,24 +136,24 @@ def test_every_message_of_a_batch_gets_its_record(change: MessageOf, message: Me
 
     out = for_batch(batch, [PREDICTION, Refusal("mileage: too low", "mileage")], SETTINGS)
 
-    assert [(m.offset(), r.topic, label) for m, r, label in out] == [
+    assert [(o.message.offset(), o.record.topic, o.label) for o in out] == [
         (0, "predictions", "prediction"),
         (1, "predictions", "refused"),
         (2, "predictions", "deleted"),
         (3, "dlq", "invalid_json"),
         (1, "dlq", "rejected_by_model"),
     ]
-    _, priced, _ = out[0]
+    priced = out[0].record
     assert priced.key == prediction_key(1)
     payload = json.loads(priced.value)["payload"]
     assert (payload["source_committed_at"], payload["source_lsn"]) == (1_700_000_000_001, 5_000_001)
     assert batch.consumed_ms <= payload["consumed_at"] <= payload["replied_at"], "per-hop times"
-    _, refused, _ = out[1]
+    refused = out[1].record
     assert json.loads(refused.value)["payload"]["reason"] == "mileage: too low"
-    _, letter, _ = out[4]
+    letter = out[4].record
     assert letter.value == batch.messages[1].value()
     assert ("dlq.error", b"mileage: too low") in letter.headers
-    _, deleted, _ = out[2]
+    deleted = out[2].record
     assert json.loads(deleted.value)["payload"]["status"] == "deleted"
 
 
@@ -162,11 +162,11 @@ def test_a_listing_the_transformer_refuses_gets_a_refused_record(change: Message
 
     out = for_batch(batch, [], SETTINGS)
 
-    assert [(r.topic, label) for _, r, label in out] == [
+    assert [(o.record.topic, o.label) for o in out] == [
         ("predictions", "refused"),
         ("dlq", "invalid_listing"),
     ]
-    payload = json.loads(out[0][1].value)["payload"]
+    payload = json.loads(out[0].record.value)["payload"]
     assert (payload["status"], payload["refused_field"]) == ("refused", "year")
     assert "predicted_price" not in payload and payload["reason"].startswith("year: ")
 
@@ -178,18 +178,18 @@ def test_a_delete_then_its_tombstone_send_the_deletion_then_the_tombstone(
 
     out = for_batch(batch, [], SETTINGS)
 
-    assert [(r.value is None, label) for _, r, label in out] == [
+    assert [(o.record.value is None, o.label) for o in out] == [
         (False, "deleted"),
         (True, "tombstone"),
     ]
-    assert json.loads(out[0][1].value)["payload"]["source_lsn"] == 77
-    assert out[1][1].key == prediction_key(3)
+    assert json.loads(out[0].record.value)["payload"]["source_lsn"] == 77
+    assert out[1].record.key == prediction_key(3)
 
 
 def test_a_lone_tombstone_sends_only_the_tombstone(message: MessageOf) -> None:
     out = for_batch(build([message(None, key_of(3))]), [], SETTINGS)
 
-    assert [(r.value, label) for _, r, label in out] == [(None, "tombstone")]
+    assert [(o.record.value, o.label) for o in out] == [(None, "tombstone")]
 
 
 def test_a_record_that_cannot_be_built_is_an_internal_error(change: MessageOf) -> None:
@@ -198,9 +198,9 @@ def test_a_record_that_cannot_be_built_is_an_internal_error(change: MessageOf) -
 
     out = for_batch(batch, [broken, PREDICTION], SETTINGS)
 
-    assert [label for _, _, label in out] == ["prediction", "internal_error"]
-    headers = dict(out[1][1].headers)
-    assert b"ValueError" in headers["dlq.error"] and out[1][1].topic == "dlq"
+    assert [o.label for o in out] == ["prediction", "internal_error"]
+    headers = dict(out[1].record.headers)
+    assert b"ValueError" in headers["dlq.error"] and out[1].record.topic == "dlq"
 
 
 def test_tombstones_come_after_every_deletion_so_the_sink_batches_them(
@@ -214,5 +214,5 @@ def test_tombstones_come_after_every_deletion_so_the_sink_batches_them(
 
     out = for_batch(batch, [], SETTINGS)
 
-    assert [label for _, _, label in out] == ["deleted"] * 3 + ["tombstone"] * 3
-    assert [r.key for _, r, _ in out] == [prediction_key(i) for i in (1, 2, 3)] * 2
+    assert [o.label for o in out] == ["deleted"] * 3 + ["tombstone"] * 3
+    assert [o.record.key for o in out] == [prediction_key(i) for i in (1, 2, 3)] * 2

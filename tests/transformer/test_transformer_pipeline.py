@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 
 from model.api_schema import PricePrediction
 from tests.transformer.conftest import CDC_TOPIC, MessageOf, key_of
+from transformer.bentoml_client import Unavailable
 from transformer.metrics import Metrics
 from transformer.pipeline import Pipeline
-from transformer.predictor import Unavailable
 
 Hook = Callable[["FakeConsumer"], None]
 

@@ -1,7 +1,8 @@
-"""BentoML `POST /predict`, one call per batch, and what its answers mean. No answer, a timeout, a
-5xx or a malformed 200 is `Unavailable`: the caller retries. A 400 names the refused listings in
-`detail[*].loc` (`["listings", i, field]`, model/api_schema.py): they are refused with that
-field and message, and the rest is sent again (a 400 naming none refuses all it was sent)."""
+"""The transformer's BentoML client (the model itself is model/predictor.py): `POST /predict`,
+one call per batch, and what its answers mean. No answer, a timeout, a 5xx or a malformed 200 is
+`Unavailable`: the caller retries. A 400 names the refused listings in `detail[*].loc`
+(`["listings", i, field]`, model/api_schema.py): they are refused with that field and message,
+and the rest is sent again (a 400 naming none refuses all it was sent)."""
 
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from model.api_schema import PricePrediction
-from transformer.events import Refusal, refusal
+from transformer.events import Answer, Refusal, refusal
 
 _ANSWERS = TypeAdapter(list[PricePrediction])
 
@@ -22,13 +23,15 @@ class Unavailable(Exception):
 
 
 @dataclass(frozen=True)
-class Predictor:
-    client: httpx.Client  # base_url and timeout set: BentoML's address
+class BentoMLClient:
+    """The pipeline's `predict`: one call per batch, a refused listing refused alone."""
+
+    http: httpx.Client  # base_url and timeout set: BentoML's address
     observe: Callable[[float, str], None]  # (seconds, outcome ok/rejected/unavailable) per call
 
-    def predict(self, listings: list[dict[str, Any]]) -> list[PricePrediction | Refusal]:
+    def predict(self, listings: list[dict[str, Any]]) -> list[Answer]:
         """One answer per listing, in order."""
-        answers: dict[int, PricePrediction | Refusal] = {}
+        answers: dict[int, Answer] = {}
         pending = list(range(len(listings)))
         while pending:
             result = self._post([listings[i] for i in pending])
@@ -44,7 +47,7 @@ class Predictor:
     def _post(self, listings: list[dict[str, Any]]) -> list[PricePrediction] | dict[int, Refusal]:
         started, outcome = time.perf_counter(), "unavailable"
         try:
-            response = self.client.post("/predict", json={"listings": listings})
+            response = self.http.post("/predict", json={"listings": listings})
             if response.status_code == 400:
                 outcome = "rejected"
                 return _named(response)

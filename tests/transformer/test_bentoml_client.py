@@ -1,4 +1,4 @@
-"""BentoML /predict and what its answers mean (transformer/predictor.py).
+"""BentoML /predict and what its answers mean (transformer/bentoml_client.py).
 
 The contract is tested against the real service in the last test; the others script
 the HTTP answers (httpx.MockTransport) to reach every branch without breaking BentoML.
@@ -14,8 +14,8 @@ import pytest
 
 from config.settings import StackSettings
 from tests.transformer.conftest import FIESTA
+from transformer.bentoml_client import BentoMLClient, Unavailable
 from transformer.events import Reason, Refusal
-from transformer.predictor import Predictor, Unavailable
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -42,10 +42,10 @@ class Scripted:
         refused = self.refuse(sent)
         return refused or httpx.Response(200, json=[answer(item["mileage"]) for item in sent])
 
-    def predictor(self, handler: Handler | None = None) -> Predictor:
+    def client(self, handler: Handler | None = None) -> BentoMLClient:
         transport = httpx.MockTransport(handler or self)
-        client = httpx.Client(base_url="http://bento", transport=transport)
-        return Predictor(client, lambda _seconds, outcome: self.outcomes.append(outcome))
+        http = httpx.Client(base_url="http://bento", transport=transport)
+        return BentoMLClient(http, lambda _seconds, outcome: self.outcomes.append(outcome))
 
 
 def loc_error(*indices: int) -> httpx.Response:
@@ -59,7 +59,7 @@ def loc_error(*indices: int) -> httpx.Response:
 def test_one_call_answers_every_listing_in_order() -> None:
     bento = Scripted()
 
-    answers = bento.predictor().predict(listings(3, 1, 2))
+    answers = bento.client().predict(listings(3, 1, 2))
 
     assert [a.predicted_price for a in answers] == [3, 1, 2]
     assert bento.requests == [[3, 1, 2]] and bento.outcomes == ["ok"]
@@ -72,7 +72,7 @@ def test_a_refused_listing_is_isolated_and_the_rest_is_priced() -> None:
 
     bento = Scripted(refuse_negative_mileage)
 
-    answers = bento.predictor().predict(listings(10, -1, 30, -2))
+    answers = bento.client().predict(listings(10, -1, 30, -2))
 
     assert isinstance(answers[1], Refusal) and isinstance(answers[3], Refusal)
     assert answers[1] == Refusal("mileage: too low", "mileage", Reason.REJECTED_BY_MODEL)
@@ -84,10 +84,10 @@ def test_a_refused_listing_is_isolated_and_the_rest_is_priced() -> None:
 def test_a_400_naming_no_listing_refuses_the_whole_request() -> None:
     bento = Scripted(lambda _: httpx.Response(400, json={"detail": [{"loc": ["listings"]}]}))
 
-    answers = bento.predictor().predict(listings(1, 2))
+    answers = bento.client().predict(listings(1, 2))
 
     assert all(isinstance(a, Refusal) for a in answers) and len(bento.requests) == 1
-    assert answers[0].field is None and answers[0].reason
+    assert answers[0].field is None and answers[0].error
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_a_service_that_answers_nonsense_is_unavailable(response: httpx.Response
     bento = Scripted()
 
     with pytest.raises(Unavailable):
-        bento.predictor(lambda _: response).predict(listings(1, 2))
+        bento.client(lambda _: response).predict(listings(1, 2))
     assert bento.outcomes == ["unavailable"]
 
 
@@ -113,18 +113,18 @@ def test_no_answer_is_unavailable() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     with pytest.raises(Unavailable, match="connection refused"):
-        Scripted().predictor(refuse_connection).predict(listings(1))
+        Scripted().client(refuse_connection).predict(listings(1))
 
 
 def test_the_real_service_names_the_listing_it_refuses(stack_ready: StackSettings) -> None:
     observed: list[str] = []
-    client = httpx.Client(base_url=stack_ready.services.bentoml_url, timeout=10)
-    predictor = Predictor(client, lambda _seconds, outcome: observed.append(outcome))
+    http = httpx.Client(base_url=stack_ready.services.bentoml_url, timeout=10)
+    bentoml = BentoMLClient(http, lambda _seconds, outcome: observed.append(outcome))
 
-    answers = predictor.predict(listings(20000, -5, 30000))
+    answers = bentoml.predict(listings(20000, -5, 30000))
 
     assert isinstance(answers[1], Refusal) and answers[1].field == "mileage"
-    assert answers[1].reason.startswith("mileage: ")
+    assert answers[1].error.startswith("mileage: ")
     assert answers[0].predicted_price > answers[2].predicted_price > 0
     assert observed == ["rejected", "ok"]
 
@@ -132,10 +132,10 @@ def test_the_real_service_names_the_listing_it_refuses(stack_ready: StackSetting
 def test_a_future_year_is_refused_by_the_real_service_with_its_field(
     stack_ready: StackSettings,
 ) -> None:
-    client = httpx.Client(base_url=stack_ready.services.bentoml_url, timeout=10)
-    predictor = Predictor(client, lambda _seconds, _outcome: None)
+    http = httpx.Client(base_url=stack_ready.services.bentoml_url, timeout=10)
+    bentoml = BentoMLClient(http, lambda _seconds, _outcome: None)
 
-    [answer] = predictor.predict([dict(FIESTA, year=2999)])
+    [answer] = bentoml.predict([dict(FIESTA, year=2999)])
 
     assert isinstance(answer, Refusal) and answer.field == "year"
-    assert "2999" in answer.reason and len(answer.reason) <= 300
+    assert "2999" in answer.error and len(answer.error) <= 300

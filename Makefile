@@ -52,14 +52,15 @@ reconcile: ## re-send listings that have no prediction of their latest state; pr
 	@$(PY) -m operations.reconcile
 
 TOPIC ?= $(call setting,cdc_topic)
+WATCH_ARGS ?=
 CONSOLE_CONSUMER = java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/tools-log4j2.properties \
 	  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server $(call setting,bootstrap_servers) \
 	  --from-beginning --property print.key=true --property print.headers=true
-watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic)
-	@$(CONSOLE_CONSUMER) --topic "$(TOPIC)"
+watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic; WATCH_ARGS: more consumer options)
+	@$(CONSOLE_CONSUMER) --topic "$(TOPIC)" $(WATCH_ARGS)
 
 watch-dlq: ## print both dead-letter topics: transformer's (dlq.* headers) and JDBC sink's (__connect.errors.*)
-	@$(CONSOLE_CONSUMER) --include '$(subst .,\.,$(call setting,dlq_topic))|$(subst .,\.,$(call setting,sink_dlq_topic))'
+	@$(CONSOLE_CONSUMER) --include '$(subst .,\.,$(call setting,dlq_topic))|$(subst .,\.,$(call setting,sink_dlq_topic))' $(WATCH_ARGS)
 
 demo: ## insert a few listings and print their predicted prices once they arrive
 	@$(PY) -m operations.demo

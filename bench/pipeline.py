@@ -1,6 +1,7 @@
 """`make bench`: how fast the running pipeline prices listings, where the time goes, and
 how it compares with the seed project's per-message bridge. A benchmark, not a test: it
-prints one table and writes the raw numbers (bench.json) and a latency CDF per run
+says what it does as it goes (a line per phase, and every few seconds while it waits),
+then prints one table and writes the raw numbers (bench.json) and a latency CDF per run
 (latency_cdf.png) under reports/bench/.
 
 - bulk N: N listings in one `COPY`, one transaction; rate = N / (commit → last prediction
@@ -10,8 +11,8 @@ prints one table and writes the raw numbers (bench.json) and a latency CDF per r
 - latency = written_at − created_at, both from the database's clock; per hop: commit
   (Debezium source.ts_ms) → consumed by the transformer → BentoML's reply → written_at;
 - steady R/s + rescore: the first rate again while `make rescore` (operations/rescore.py, paced)
-  re-prices the table (at least --rescore-listings listings), counting only listings
-  written while it runs;
+  re-prices --rescore-listings listings of the bench's own (only those, whatever else the
+  table holds), counting only listings written while it runs;
 - bridge: the seed's style on the same stack, measured in the same run: poll one CDC event,
   POST one listing, produce one record, flush (listings written for it, scratch topic).
 
@@ -24,6 +25,7 @@ their deletion traces (tbl_price_prediction_deleted).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import itertools
 import json
@@ -34,18 +36,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import ValidationError
 
 from config.settings import StackSettings
+from config.waiting import WaitTimeout, wait_until
 from model.api_schema import Listing
 from model.data import CSV_COLUMNS
 from operations import rescore
@@ -72,6 +76,25 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q, method="inverted_cdf")) if len(values) else math.nan
 
 
+class Progress:
+    """What the bench prints as it goes (stdout, flushed, time since it began): a line as
+    each phase starts and ends, and while it waits a line every `every` seconds."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        self.last = time.monotonic()
+        sys.stdout.write(f"[bench {self.last - self.started:5.0f} s] {line}\n")
+        sys.stdout.flush()
+
+    def tick(self, line: Callable[[], str]) -> None:
+        """Say `line()` when nothing was said for `every` seconds."""
+        if time.monotonic() - self.last >= self.every:
+            self(line())
+
+
 @dataclass
 class Run:
     """One measured scenario; times in ms, rate in listings/s."""
@@ -83,6 +106,14 @@ class Run:
     hops_ms: dict[str, list[float]] = field(default_factory=dict)
     first_ms: float | None = None  # bulk: commit → first prediction row
     cpu_ms: dict[str, float] = field(default_factory=dict)  # bulk: CPU per listing, by component
+
+    def line(self) -> str:
+        """The run's numbers, for the progress lines."""
+        line = f"{self.name}: {self.listings:,} listings, {self.rate:,.0f} listings/s"
+        if not self.latency_ms:  # the bridge
+            return line
+        s = self.summary()
+        return f"{line}, p50 {_ms(s['p50_ms'])} ms, p99 {_ms(s['p99_ms'])} ms"
 
     def summary(self) -> dict[str, float]:
         out = {f"{k}_ms": percentile(self.latency_ms, q) for k, q in (("p50", 50), ("p99", 99))}
@@ -165,18 +196,30 @@ def _priced(db: psycopg.Connection, ids: list[int]) -> int:
 
 
 def _wait_priced(
-    db: psycopg.Connection, ids: list[int], timeout: float, each: Callable[[], None] = lambda: None
+    db: psycopg.Connection,
+    ids: list[int],
+    timeout: float,
+    say: Progress,
+    each: Callable[[], None] = lambda: None,
 ) -> None:
     """Until every listing has its prediction row; `each` runs between polls."""
-    deadline, done = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+
+    def priced() -> int:
         each()
-        if (done := _priced(db, ids)) == len(ids):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(
-        f"only {done:,}/{len(ids):,} listings priced after {timeout:.0f}s: is the pipeline "
-        "running? (`make status`, .state/logs/)"
+        done = _priced(db, ids)
+        say.tick(lambda: f"  {done:,} / {len(ids):,} priced ({time.monotonic() - started:.0f} s)")
+        return done
+
+    wait_until(
+        priced,
+        lambda done: done == len(ids),
+        timeout=timeout,
+        interval=0.5,
+        message=lambda done: (
+            f"only {done:,}/{len(ids):,} listings priced after {timeout:.0f}s: "
+            "is the pipeline running? (`make status`, .state/logs/)"
+        ),
     )
 
 
@@ -205,18 +248,27 @@ def _measure(db: psycopg.Connection, name: str, ids: list[int], rate: float | No
     return Run(name, len(ids), rate, ms[0], hops)
 
 
-def _cleanup(db: psycopg.Connection, ids: list[int], timeout: float) -> None:
+def _cleanup(db: psycopg.Connection, ids: list[int], timeout: float, say: Progress) -> None:
     """Delete the listings; once the pipeline has removed their predictions, their traces."""
     db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
-    deadline = time.monotonic() + timeout
-    while db.execute(
-        "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
-    ).fetchone()[0]:
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"predictions of deleted bench listings still there after {timeout}s"
-            )
-        time.sleep(0.5)
+
+    def left() -> int:
+        count = db.execute(
+            "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+        ).fetchone()[0]
+        if count:
+            say.tick(lambda: f"  cleanup: {count:,} predictions of deleted listings left")
+        return count
+
+    wait_until(
+        left,
+        lambda count: count == 0,
+        timeout=timeout,
+        interval=0.5,
+        message=lambda count: (
+            f"predictions of deleted bench listings still there after {timeout}s ({count:,} left)"
+        ),
+    )
     db.execute("DELETE FROM tbl_price_prediction_deleted WHERE car_id = ANY(%s)", (ids,))
 
 
@@ -233,20 +285,25 @@ def _copy(db: psycopg.Connection, rows: list[tuple], count: int) -> list[int]:
 
 
 def bulk(
-    db: psycopg.Connection, settings: StackSettings, rows: list[tuple], count: int, sample: Callable
+    db: psycopg.Connection,
+    settings: StackSettings,
+    rows: list[tuple],
+    count: int,
+    sample: Callable,
+    say: Progress,
 ) -> Run:
     """`count` listings in one COPY; the run also says what CPU each component spent per
     listing from the COPY to the last prediction row: on a saturated box, where the rate goes."""
     before = cpu_seconds(settings)
     ids = _copy(db, rows, count)
     try:
-        _wait_priced(db, ids, timeout=60 + count / 500, each=sample)
+        _wait_priced(db, ids, 60 + count / 500, say, each=sample)
         after = cpu_seconds(settings)
         run = _measure(db, f"bulk {count:,}", ids, None)
         run.cpu_ms = {name: (after[name] - before.get(name, 0.0)) * 1e3 / count for name in after}
         return run
     finally:
-        _cleanup(db, ids, timeout=60 + count / 500)
+        _cleanup(db, ids, 60 + count / 500, say)
 
 
 def steady(
@@ -254,6 +311,7 @@ def steady(
     rows: list[tuple],
     rate: float,
     seconds: float,
+    say: Progress,
     until: threading.Event | None = None,
 ) -> Run:
     """One listing per transaction at `rate`/s for `seconds` (or `until` is set), from a
@@ -262,9 +320,10 @@ def steady(
     ids = _reserve_ids(db, math.ceil(rate * seconds))
     insert = f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES ({', '.join(['%s'] * 10)})"
     writers, started = math.ceil(rate / PER_WRITER), time.monotonic() + 0.1
+    sent_by: list[list[int]] = [[] for _ in range(writers)]
 
     def write(first: int) -> list[int]:  # listings first, first + writers, ... on schedule
-        sent = []
+        sent = sent_by[first]
         with psycopg.connect(db.info.dsn, password=db.info.password, autocommit=True) as conn:
             for i in range(first, len(ids), writers):
                 time.sleep(max(0.0, started + i / rate - time.monotonic()))
@@ -276,16 +335,19 @@ def steady(
 
     with ThreadPoolExecutor(writers) as pool:
         futures = [pool.submit(write, first) for first in range(writers)]
+        while wait(futures, timeout=1).not_done:
+            say.tick(lambda: f"  {sum(map(len, sent_by)):,} written "
+                             f"({time.monotonic() - started:.0f} s of {seconds:.0f})")  # fmt: skip
         done = [f.result() for f in futures if f.exception() is None]
     sent = [car_id for part in done for car_id in part]
     try:
         if len(done) < writers:
             raise next(f.exception() for f in futures if f.exception() is not None)
         achieved = len(sent) / (time.monotonic() - started)
-        _wait_priced(db, sent, timeout=120)
+        _wait_priced(db, sent, 120, say)
         return _measure(db, f"steady {rate:,.0f}/s", sent, achieved)
     finally:
-        _cleanup(db, sent, timeout=120)
+        _cleanup(db, sent, 120, say)
 
 
 def during_rescore(
@@ -295,51 +357,65 @@ def during_rescore(
     listings: int,
     rate: float,
     seconds: float,
+    say: Progress,
 ) -> tuple[Run, str]:
-    """Live latency while `make rescore` re-prices the table (issue 13 asks for at most
+    """Live latency while `make rescore` re-prices listings (issue 13 asks for at most
     twice the latency without it): `listings` listings are priced first, then the rescore
-    (operations/rescore.py, its pacing included) runs and `steady(rate)` writes while it does.
-    The writes start once Debezium is reading the table: a listing written before would
-    be read by the snapshot too, and its row would show the re-pricing's time. Returns the
-    run and what the rescore did."""
+    (operations/rescore.py, its pacing included) re-prices them, and only them, whatever
+    else the table holds, while `steady(rate)` writes. The writes start once the first of
+    them is re-priced, so they meet a running rescore. Returns the run and what the
+    rescore did."""
     ids = _copy(db, rows, listings)
     try:
-        _wait_priced(db, ids, timeout=60 + listings / 500)
+        _wait_priced(db, ids, 60 + listings / 500, say)
         since, finished = db.execute("SELECT now()").fetchone()[0], threading.Event()
 
-        def rescore_all() -> tuple[int, float]:
+        def rescore_own() -> tuple[int, float]:
             started = time.monotonic()
             try:
-                return rescore.rescore(
-                    settings, 120, everything=True, say=lambda *_, **__: None
-                ), time.monotonic() - started
+                outcome = rescore.rescore(
+                    settings,
+                    120,
+                    everything=True,
+                    ids=(min(ids), max(ids)),
+                    say=lambda line, **_: say(f"  rescore: {line.strip()}"),
+                    report_s=say.every,
+                )
+                return outcome, time.monotonic() - started
             finally:
                 finished.set()
 
         with ThreadPoolExecutor(1) as pool:
-            done = pool.submit(rescore_all)
-            deadline = time.monotonic() + 60
-            while (
-                not db.execute(
-                    "SELECT EXISTS (SELECT FROM tbl_price_prediction WHERE written_at >= %s)",
-                    (since,),
-                ).fetchone()[0]
-                and time.monotonic() < deadline
-                and not finished.is_set()
-            ):
-                time.sleep(0.05)
-            run = steady(db, rows, rate, seconds, until=finished)
+            done = pool.submit(rescore_own)
+            with contextlib.suppress(WaitTimeout):  # not begun after a minute: write anyway
+                wait_until(
+                    lambda: (
+                        finished.is_set()
+                        or db.execute(
+                            "SELECT EXISTS (SELECT FROM tbl_price_prediction "
+                            "WHERE car_id = ANY(%s) AND written_at >= %s)",
+                            (ids, since),
+                        ).fetchone()[0]
+                    ),
+                    timeout=60,
+                    interval=0.05,
+                    message=lambda _: "the rescore re-priced nothing in 60 s",
+                )
+            run = steady(db, rows, rate, seconds, say, until=finished)
             outcome, took = done.result()
         run.name = f"{run.name} + rescore"
-        total = db.execute("SELECT count(*) FROM tbl_car_price").fetchone()[0]
         verdict = "done" if outcome == 0 else "did not finish"
-        return run, f"rescore of {total:,} listings {verdict} in {took:,.0f} s"
+        return run, f"rescore of {len(ids):,} listings {verdict} in {took:,.0f} s"
     finally:
-        _cleanup(db, ids, timeout=60 + listings / 500)
+        _cleanup(db, ids, 60 + listings / 500, say)
 
 
 def bridge(
-    db: psycopg.Connection, settings: StackSettings, rows: list[tuple], seconds: float
+    db: psycopg.Connection,
+    settings: StackSettings,
+    rows: list[tuple],
+    seconds: float,
+    say: Progress,
 ) -> Run:
     """The seed's loop on the same stack: one event → one POST → one produce + flush. It
     reads the CDC events of listings written for it (from the topic's end, no group)."""
@@ -379,11 +455,21 @@ def bridge(
                 producer.produce(topic, answer.content, message.key())
                 producer.flush(10)
                 priced += 1
+                say.tick(lambda: f"  {priced:,} priced ({time.monotonic() - started:.0f} s)")
         return Run(f"seed bridge {seconds:.0f} s", priced, priced / (time.monotonic() - started))
     finally:
         consumer.close()
         admin.delete_topics([topic])[topic].result(timeout=30)
-        _cleanup(db, ids, timeout=120)
+        _cleanup(db, ids, 120, say)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (none when it is gone)."""
+    try:
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _memory_kib(pid: int) -> int:
@@ -391,41 +477,24 @@ def _memory_kib(pid: int) -> int:
     (PSS), so pages they share (Postgres' shared buffers, a parent's libraries) count once
     and the components add up to the whole stack's resident memory."""
     total = 0
-    for member in _tree(pid):
-        try:
-            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        total += next(
-            (int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0
-        )
-    return total
-
-
-def _tree(pid: int) -> list[int]:
-    """A process and all its descendants."""
-    found, todo = [], [pid]
-    while todo:
-        found.append(current := todo.pop())
-        try:
-            todo += map(int, Path(f"/proc/{current}/task/{current}/children").read_text().split())
-        except OSError:
-            continue
-    return found
+    for process in _tree(pid):
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            total += process.memory_full_info().pss
+    return total // 1024
 
 
 def cpu_seconds(settings: StackSettings) -> dict[str, float]:
-    """CPU time (user + system) used so far per supervised component with its children."""
-    tick, spent = os.sysconf("SC_CLK_TCK"), {}
+    """CPU time (user + system) used so far per supervised component: that of its
+    processes, and of their children which have ended (Postgres' backends of closed
+    connections)."""
+    spent = {}
     for program in Supervisor(settings).processes():
-        total = 0
-        for pid in _tree(program.pid) if program.pid else []:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        spent[program.name] = total / tick
+        total = 0.0
+        for process in _tree(program.pid) if program.pid else []:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+        spent[program.name] = total
     return spent
 
 
@@ -496,9 +565,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rescore-listings",
         type=int,
         default=int(env("BENCH_RESCORE_LISTINGS", "10000")),
-        help="table size for the live-latency-during-rescore run (0: skip it)",
+        help="listings the rescore re-prices during the last steady run (0: skip it)",
     )
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
+    parser.add_argument(
+        "--progress-seconds", type=float, default=5.0, help="a progress line this often"
+    )
     args = parser.parse_args(argv)
     settings = StackSettings()
     for name, check in readiness.CHECKS.items():
@@ -522,25 +594,37 @@ def main(argv: list[str] | None = None) -> int:
             peak.clear()
             peak.update(now)
 
-    started = time.monotonic()
+    say = Progress(args.progress_seconds)
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as db:
         if args.warm_up:  # a fresh stack's JVMs compile as they go: not what is measured
-            bulk(db, settings, rows, args.warm_up, lambda: None)
+            say(f"warm-up: bulk {args.warm_up:,} (not measured)")
+            bulk(db, settings, rows, args.warm_up, lambda: None, say)
         runs, at_rest = [], []
         for count in args.bulk:
-            runs.append(bulk(db, settings, rows, count, sample))
+            say(f"bulk {count:,}: one COPY, then until every listing is priced")
+            runs.append(bulk(db, settings, rows, count, sample, say))
             if (nth := args.bulk[: len(runs)].count(count)) > 1:
                 runs[-1].name += f" #{nth}"
             at_rest.append(rss_mib(settings))  # after its cleanup: what the run left behind
-        seed = bridge(db, settings, rows, args.bridge_seconds) if args.bridge_seconds > 0 else None
-        runs += [steady(db, rows, rate, args.steady_seconds) for rate in args.rates]
+            say(runs[-1].line())
+        seed = None
+        if args.bridge_seconds > 0:
+            say(f"seed-style bridge: one listing at a time for {args.bridge_seconds:.0f} s")
+            seed = bridge(db, settings, rows, args.bridge_seconds, say)
+            say(seed.line())
+        for rate in args.rates:
+            say(f"steady {rate:,.0f}/s for {args.steady_seconds:.0f} s")
+            runs.append(steady(db, rows, rate, args.steady_seconds, say))
+            say(runs[-1].line())
         calm = runs[-len(args.rates)] if args.rates else None
         if calm is not None and args.rescore_listings:
             rate, listings = args.rates[0], args.rescore_listings
+            say(f"steady {rate:,.0f}/s while a rescore re-prices {listings:,} listings of its own")
             rescoring, rescored = during_rescore(
-                db, settings, rows, listings, rate, args.steady_seconds
+                db, settings, rows, listings, rate, args.steady_seconds, say
             )
             runs.append(rescoring)
+            say(f"{rescoring.line()}; {rescored}")
     notes = [
         f"bulk {r.name[5:]}: first prediction {r.first_ms:,.0f} ms after commit"
         for r in runs
@@ -573,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     if peak:
         parts = ", ".join(f"{name} {mib:,.0f}" for name, mib in peak.items())
         notes.append(f"RSS MiB at the bulk peak: {parts}; total {sum(peak.values()):,.0f}")
-    notes.append(f"whole bench: {time.monotonic() - started:,.0f} s")
+    notes.append(f"whole bench: {time.monotonic() - say.started:,.0f} s")
     print(format_table(runs + ([seed] if seed else []), notes))
     args.out.mkdir(parents=True, exist_ok=True)
     report = {

@@ -25,6 +25,7 @@ import bentoml
 import httpx
 
 from config.settings import ServiceSettings
+from config.waiting import wait_until
 from model.client import serving_info
 from model.settings import MODEL_NAME
 from model.store import MODEL_TAG_ENV_VAR, write_deployed_tag
@@ -79,13 +80,17 @@ def check_quality(candidate: ModelFacts, serving: ModelFacts, force: bool) -> st
 def wait_until_serving(base_url: str, tag: str, timeout: float = SWITCH_TIMEOUT_S) -> float:
     """Seconds until the service reports `tag`; raises TimeoutError."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if serving_info(base_url)["model_version"] == tag:
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise TimeoutError(
-        f"the service still does not serve {tag} after {timeout:.0f}s (see .state/logs/bentoml.log)"
+    wait_until(
+        lambda: serving_info(base_url)["model_version"],
+        lambda serving: serving == tag,
+        timeout=timeout,
+        interval=0.2,
+        message=lambda serving: (
+            f"the service still does not serve {tag} after {timeout:.0f}s "
+            f"(serves {serving}; see .state/logs/bentoml.log)"
+        ),
     )
+    return time.monotonic() - started
 
 
 def deploy(tag: str | None, force: bool, base_url: str) -> str:

@@ -7,11 +7,10 @@ role is enough to list a car and read the recommendation.
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 
 from config.settings import StackSettings
+from config.waiting import WaitTimeout, wait_until
 
 LISTINGS = [
     ("Fiesta", 2017, 8995, "Manual", 31000, "Petrol", 145, 65.7, 1.0),
@@ -29,7 +28,6 @@ def run(settings: StackSettings, timeout: float = 30) -> int:
     with psycopg.connect(
         pg.dsn(user=pg.app_db_user, password=pg.app_db_password), autocommit=True
     ) as conn:
-        started = time.monotonic()
         ids = [
             conn.execute(
                 f"INSERT INTO tbl_car_price ({COLUMNS}) VALUES "
@@ -39,17 +37,21 @@ def run(settings: StackSettings, timeout: float = 30) -> int:
             for listing in LISTINGS
         ]
         print(f"inserted {len(ids)} listings (ids {ids[0]}..{ids[-1]}); waiting for prices…")
-        rows = []
-        while time.monotonic() - started < timeout:
-            rows = conn.execute(
-                "SELECT id, model, year, mileage, fuel_type, asking_price, predicted_price, "
-                "price_low, price_high, verdict, latency FROM v_car_price_recommendation "
-                "WHERE id = ANY(%s) ORDER BY id",
-                (ids,),
-            ).fetchall()
-            if all(row[6] is not None for row in rows):
-                break
-            time.sleep(0.5)
+        try:
+            rows = wait_until(
+                lambda: conn.execute(
+                    "SELECT id, model, year, mileage, fuel_type, asking_price, predicted_price, "
+                    "price_low, price_high, verdict, latency FROM v_car_price_recommendation "
+                    "WHERE id = ANY(%s) ORDER BY id",
+                    (ids,),
+                ).fetchall(),
+                lambda rows: all(row[6] is not None for row in rows),
+                timeout=timeout,
+                interval=0.5,
+                message=lambda _: "",  # the rows say which listings have no price
+            )
+        except WaitTimeout as exc:
+            rows = exc.last
     header = (
         f"{'id':>6} {'model':<9} {'year':>4} {'mileage':>7} {'fuel':<7} {'asking':>7} "
         f"{'predicted':>9} {'80% range':>15}  {'verdict':<15} latency"

@@ -39,10 +39,12 @@ LISTINGS_TABLE = "public.tbl_car_price"
 
 @dataclass(frozen=True)
 class Scope:
-    """The listings a rescore owes a new price: those there when it began (a listing
-    written since is priced by the live path), priced by `version` since `since`."""
+    """The listings a rescore owes a new price: those with ids first_id..last_id when it
+    began (a listing written since is priced by the live path), priced by `version` since
+    `since`."""
 
     version: str
+    first_id: int
     last_id: int
     since: str = "-infinity"
 
@@ -51,17 +53,17 @@ class Scope:
         done, total = db.execute(
             "SELECT count(*) FILTER (WHERE p.model_version = %s AND p.written_at >= %s), "
             "count(*) FROM tbl_car_price c LEFT JOIN tbl_price_prediction p ON p.car_id = c.id "
-            "WHERE c.id <= %s",
-            (self.version, self.since, self.last_id),
+            "WHERE c.id BETWEEN %s AND %s",
+            (self.version, self.since, self.first_id, self.last_id),
         ).fetchone()
         return done, total
 
     def stragglers(self, db: psycopg.Connection, limit: int = 20) -> list[int]:
         rows = db.execute(
             "SELECT c.id FROM tbl_car_price c LEFT JOIN tbl_price_prediction p "
-            "ON p.car_id = c.id WHERE c.id <= %s AND (p.model_version IS DISTINCT FROM %s "
-            "OR p.written_at < %s) ORDER BY c.id LIMIT %s",
-            (self.last_id, self.version, self.since, limit),
+            "ON p.car_id = c.id WHERE c.id BETWEEN %s AND %s AND (p.model_version IS DISTINCT "
+            "FROM %s OR p.written_at < %s) ORDER BY c.id LIMIT %s",
+            (self.first_id, self.last_id, self.version, self.since, limit),
         ).fetchall()
         return [row[0] for row in rows]
 
@@ -156,22 +158,25 @@ def rescore(
     slice_size: int = SLICE,
     *,
     everything: bool = False,
+    ids: tuple[int, int] | None = None,
     say: Callable[..., None] = print,
     report_s: float = 2.0,
 ) -> int:
     """Snapshot, pace and report until every listing is priced by the serving version;
-    `everything`: re-price listings already on it too (the bench)."""
+    `everything`: re-price listings already on it too; `ids` (first, last): only the
+    listings in that id range (a bench or a test re-pricing its own)."""
     version = serving_version(settings.services.bentoml_url)
     group, topic = TransformerSettings().transformer_group_id, settings.kafka.cdc_topic
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as db:
         since, last_id = db.execute("SELECT now()::text, max(id) FROM tbl_car_price").fetchone()
-        scope = Scope(version, last_id or 0, since if everything else "-infinity")
+        first_id, last_id = ids or (-(2**63), last_id or 0)
+        scope = Scope(version, first_id, last_id, since if everything else "-infinity")
         done, total = scope.progress(db)
         if done == total:
             say(f"every listing ({total:,}) is already priced by {version}")
             return 0
         lag = GroupLag(settings, group, topic)  # closed in the finally below
-        slicer = Slicer(db, lag, scope.last_id, max_rate, max_backlog, slice_size)
+        slicer = Slicer(db, lag, last_id, max_rate, max_backlog, slice_size, next_id=first_id)
         say(
             f"re-pricing {total - done:,} of {total:,} listings with {version}: Debezium "
             f"incremental snapshots of {LISTINGS_TABLE}, {slice_size} listings at a time, at most "
@@ -197,7 +202,7 @@ def rescore(
                     say(
                         f"no progress for {stall_timeout:.0f}s; listings not on {version} "
                         f"(first ids): {scope.stragglers(db)} - the model may refuse them, "
-                        "see `make watch TOPIC=car_price_predictions.dlq`",
+                        "see `make watch-dlq`",
                         file=sys.stderr,
                     )
                     return 1

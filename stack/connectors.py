@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from config.settings import REPO_ROOT, ConnectSettings
+from config.waiting import WaitTimeout, wait_until
 
 CONNECTORS_DIR = REPO_ROOT / "connectors"
 
@@ -104,9 +105,10 @@ FAILED_GRACE_S = 10.0
 
 
 def _wait_running(client: httpx.Client, name: str, timeout: float) -> ConnectorState:
-    deadline = time.monotonic() + timeout
     failed_since: float | None = None
-    while True:
+
+    def state_now() -> ConnectorState | None:
+        nonlocal failed_since
         state = connector_state(client, name)
         if state is not None and state.failed:
             failed_since = failed_since or time.monotonic()
@@ -114,10 +116,17 @@ def _wait_running(client: httpx.Client, name: str, timeout: float) -> ConnectorS
                 raise ConnectorDeployFailed(f"{name} FAILED:\n{state.trace}")
         else:
             failed_since = None
-        if state is not None and state.running:
-            return state
-        if time.monotonic() > deadline:
-            raise ConnectorDeployFailed(
+        return state
+
+    try:
+        return wait_until(
+            state_now,
+            lambda state: state is not None and state.running,
+            timeout=timeout,
+            interval=1,
+            message=lambda state: (
                 f"{name} not RUNNING after {timeout:.0f}s: {state.line() if state else 'absent'}"
-            )
-        time.sleep(1)
+            ),
+        )
+    except WaitTimeout as exc:
+        raise ConnectorDeployFailed(str(exc)) from exc

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import subprocess
-import uuid
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import (
@@ -39,9 +37,27 @@ TOPICS: dict[str, tuple[int, dict[str, str]]] = {
 }
 
 
-def new_cluster_id() -> str:
-    """Kafka's cluster id format: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def _storage_tool(settings: StackSettings, *args: str, stdout: int | None) -> str:
+    """Run Kafka's `kafka-storage` (StorageTool) from the jars `make bootstrap` fetched."""
+    return subprocess.run(
+        [
+            "java",
+            "-cp",
+            f"{settings.jvm_dir}/kafka/libs/*",
+            f"-Dlog4j2.configurationFile={settings.conf_dir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool",
+            *args,
+        ],
+        check=True,
+        stdout=stdout,
+        text=True,
+    ).stdout
+
+
+def new_cluster_id(settings: StackSettings) -> str:
+    """A cluster id made by Kafka (`kafka-storage random-uuid`): never a reserved id, nor
+    one starting with `-`, which `format --cluster-id` would take for an option."""
+    return _storage_tool(settings, "random-uuid", stdout=subprocess.PIPE).strip().splitlines()[-1]
 
 
 def format_storage(settings: StackSettings) -> bool:
@@ -49,23 +65,10 @@ def format_storage(settings: StackSettings) -> bool:
     if (settings.kafka_data_dir / "meta.properties").exists():
         return False
     settings.kafka_data_dir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            "java",
-            "-cp",
-            f"{settings.jvm_dir}/kafka/libs/*",
-            f"-Dlog4j2.configurationFile={settings.conf_dir / 'log4j2.properties'}",
-            "kafka.tools.StorageTool",
-            "format",
-            "--ignore-formatted",
-            "--cluster-id",
-            new_cluster_id(),
-            "--config",
-            str(settings.conf_dir / "server.properties"),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    config = settings.conf_dir / "server.properties"
+    cluster_id = new_cluster_id(settings)
+    _storage_tool(settings, "format", "--ignore-formatted", f"--cluster-id={cluster_id}",
+                  f"--config={config}", stdout=subprocess.DEVNULL)  # fmt: skip
     return True
 
 

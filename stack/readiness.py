@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
@@ -10,6 +9,7 @@ import psycopg
 from confluent_kafka.admin import AdminClient
 
 from config.settings import StackSettings
+from config.waiting import wait_until
 
 DEBEZIUM_PLUGINS = (
     "io.debezium.connector.postgresql.PostgresConnector",
@@ -95,11 +95,10 @@ CHECKS: dict[str, Check] = {
 
 def wait_until_ready(settings: StackSettings, name: str, timeout: float = 180) -> None:
     """Poll one component's check until it passes; TimeoutError names the last reason."""
-    check = CHECKS[name]
-    deadline = time.monotonic() + timeout
-    reason = check(settings)
-    while reason is not None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} not ready after {timeout:.0f}s: {reason}")
-        time.sleep(1)
-        reason = check(settings)
+    wait_until(
+        lambda: CHECKS[name](settings),
+        lambda reason: reason is None,
+        timeout=timeout,
+        interval=1,
+        message=lambda reason: f"{name} not ready after {timeout:.0f}s: {reason}",
+    )

@@ -6,64 +6,64 @@ the listening socket. When the arbiter is killed with SIGKILL, the worker lives 
 unmanaged, keeps the port, and every restart fails with "Address already in use" until
 supervisor gives up. So before starting, this kills every process whose command line
 names NAME and which holds a listening socket on PORT, waits until the port is free, and
-execs the command in place (supervisor keeps managing the same pid). Standard library
-only: it runs before anything is imported.
+execs the command in place (supervisor keeps managing the same pid). It runs as a script
+from the venv's interpreter, so it imports only the venv's packages (psutil, tenacity),
+never the project.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import time
-from pathlib import Path
+from collections.abc import Iterable
+
+import psutil
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 
-def listening_inodes(port: int) -> set[str]:
-    """Socket inodes listening on `port` (IPv4 and IPv6), from the kernel's tables."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+def _listens(connections: Iterable, port: int) -> bool:
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+               for c in connections)  # fmt: skip
+
+
+def _holders(port: int, name: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
         try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
+            if (
+                process.pid != os.getpid()
+                and name in " ".join(process.info["cmdline"] or ())
+                and _listens(process.net_connections("tcp"), port)
+            ):
+                found.append(process)
+        except psutil.Error:  # gone, or not ours to inspect
             continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
-                inodes.add(fields[9])
-    return inodes
+    return found
 
 
 def port_holders(port: int, name: str) -> list[int]:
     """Pids (other than ours) whose command line mentions `name` and which hold a
     listening socket on `port`."""
-    sockets = {f"socket:[{inode}]" for inode in listening_inodes(port)}
-    holders = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if name not in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                continue
-            if any(os.readlink(fd) in sockets for fd in (entry / "fd").iterdir()):
-                holders.append(int(entry.name))
-        except OSError:
-            continue
-    return holders
+    return [process.pid for process in _holders(port, name)]
 
 
 def reap(port: int, name: str, timeout: float = 10.0) -> list[int]:
-    """Kill the leftovers holding `port`; returns their pids."""
-    killed = port_holders(port, name)
-    for pid in killed:
+    """Kill the leftovers holding `port` and wait (at most `timeout` s) until it is free;
+    returns their pids."""
+    killed = _holders(port, name)
+    for process in killed:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            process.kill()  # SIGKILL, unless the pid was reused meanwhile
+        except psutil.NoSuchProcess:
             pass
-    deadline = time.monotonic() + timeout
-    while killed and listening_inodes(port) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return killed
+    if killed:
+        Retrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.1),
+            retry=retry_if_result(bool),
+            retry_error_callback=lambda _: print(f"[reap] port {port} still held", flush=True),
+        )(lambda: _listens(psutil.net_connections("tcp"), port))
+    return [process.pid for process in killed]
 
 
 def main(argv: list[str]) -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import xmlrpc.client
 from dataclasses import dataclass
-from pathlib import Path
 
+import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
 from config.settings import StackSettings
+from config.waiting import wait_until
 from stack import adminer_dir, environments
 from stack.environments import VENV_BIN, program_environment, supervisord_environment
 
@@ -91,12 +91,12 @@ class Supervisor:
         )
 
     def _wait_for_daemon(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.daemon_pid() is not None:
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"supervisord did not answer on {self.socket}")
+        wait_until(
+            self.daemon_pid,
+            timeout=timeout,
+            interval=0.2,
+            message=lambda _: f"supervisord did not answer on {self.socket}",
+        )
 
     def processes(self) -> list[ProcessState]:
         return [
@@ -134,9 +134,10 @@ class Supervisor:
         if pid is None:
             return False
         self._rpc.supervisor.shutdown()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not Path(f"/proc/{pid}").exists():
-                return True
-            time.sleep(0.2)
-        raise TimeoutError(f"supervisord (pid {pid}) still running after {timeout}s")
+        wait_until(
+            lambda: not psutil.pid_exists(pid),
+            timeout=timeout,
+            interval=0.2,
+            message=lambda _: f"supervisord (pid {pid}) still running after {timeout}s",
+        )
+        return True

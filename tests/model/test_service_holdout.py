@@ -1,36 +1,32 @@
 """The served model's holdout metrics equal the ones training wrote to metrics.json.
 
-Uses the real Ford CSV (never copied): $FORD_CSV, default ../shared/data/ford.csv next
-to the repo. A missing file is a FAILURE, not a skip - this is the check that the
-numbers we report are the numbers the service produces.
+Uses the real Ford CSV (never copied): FORD_CSV as every program reads it (config/settings.py:
+the environment, then `.env`, then the default next to the repo). A missing file is a
+FAILURE, not a skip - this is the check that the numbers we report are the numbers the
+service produces.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from config.settings import StackSettings
 from model.data import load_ford_csv, split_holdout
 from model.predictor import PriceEstimates
 from model.report import price_metrics
-from tests.model.support import REPO_ROOT, bentoml_serve, train_or_fail
+from tests.model.support import bentoml_serve, train_or_fail
 
 CHUNK = 2000
 
 
-def real_data_path() -> Path:
-    path = Path(os.environ.get("FORD_CSV", "../shared/data/ford.csv"))
-    return path if path.is_absolute() else (REPO_ROOT / path).resolve()
-
-
 @pytest.mark.slow
 def test_served_holdout_metrics_match_metrics_json(tmp_path: Path) -> None:
-    data_path = real_data_path()
+    data_path = StackSettings().ford_csv_path.resolve()
     if not data_path.is_file():
         pytest.fail(
             f"real Ford data not found at {data_path}: set FORD_CSV to the CSV "

@@ -1,5 +1,6 @@
 """`make rescore` (operations/rescore.py): when the next slice may be asked for, and on the real
-stack, that a stalled pipeline holds the snapshot at one slice and the rescore still ends."""
+stack, that a stalled pipeline holds the snapshot at one slice, the rescore still ends, and
+one asked for an id range re-prices that range only."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def test_a_stalled_transformer_holds_the_snapshot_at_one_slice_and_the_rescore_e
     stack_ready: StackSettings, db: psycopg.Connection
 ) -> None:
     ids, signals = copy_listings(db, 2000), _signals(db)
+    scoped, outside = ids[:1500], ids[1500:]  # the rescore is asked for the first 1,500
     pids = [p.pid for p in Supervisor(stack_ready).processes() if p.name.startswith("transformer")]
     lines: list[str] = []
     result: list[int] = []
@@ -58,6 +60,7 @@ def test_a_stalled_transformer_holds_the_snapshot_at_one_slice_and_the_rescore_e
         worker = threading.Thread(
             target=lambda: result.append(
                 rescore.rescore(stack_ready, 120, 1e6, 10**6, everything=True,
+                                ids=(scoped[0], scoped[-1]),
                                 say=lambda line, **_: lines.append(line), report_s=0.2)
             )
         )  # fmt: skip
@@ -76,11 +79,16 @@ def test_a_stalled_transformer_holds_the_snapshot_at_one_slice_and_the_rescore_e
         worker.join(180)
         assert result == [0], lines
         assert lines[-1].startswith("done: every listing is priced by"), lines
-        repriced = db.execute(
-            "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s) AND written_at >= %s",
-            (ids, since),
-        ).fetchone()[0]
-        assert repriced == len(ids), "every listing priced again by the rescore"
+
+        def repriced(car_ids: list[int]) -> int:
+            return db.execute(
+                "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s) "
+                "AND written_at >= %s",
+                (car_ids, since),
+            ).fetchone()[0]
+
+        assert repriced(scoped) == len(scoped), "every listing of the range priced again"
+        assert repriced(outside) == 0, "no listing outside the range priced again"
         assert _signals(db) == signals, "the signal table is left as it was"
     finally:
         for pid in pids:

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 from config.settings import StackSettings
-from stack.kafka import new_cluster_id
 from stack.render import render_configs
 
 
@@ -35,12 +34,6 @@ def test_config_provider_is_configured_for_connector_secrets(tmp_path: Path) -> 
         "config.providers.env.class=org.apache.kafka.common.config.provider."
         "EnvVarConfigProvider" in text
     )
-
-
-def test_cluster_id_has_kafkas_format() -> None:
-    cluster_id = new_cluster_id()
-    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id)
-    assert new_cluster_id() != cluster_id
 
 
 def test_scale_out_adds_programs_copied_from_the_first_instance(tmp_path: Path) -> None:

@@ -38,7 +38,13 @@ def template_values(settings: StackSettings) -> dict[str, str]:
 
 
 # the stack's own CONNECT_* settings, not worker properties
-STACK_CONNECT_SETTINGS = {"CONNECT_HOST", "CONNECT_PORT", "CONNECT_HEAP_OPTS"}
+STACK_CONNECT_SETTINGS = {
+    "CONNECT_HOST",
+    "CONNECT_PORT",
+    "CONNECT_HEAP_OPTS",
+    "CONNECT_JMX_PORT",
+    "CONNECT_WORKERS",
+}
 
 
 def extra_worker_properties(env: dict[str, str]) -> str:

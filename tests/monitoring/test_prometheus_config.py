@@ -4,6 +4,7 @@ extra instance, every one on 127.0.0.1, the rules file valid, the agent ports pe
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,3 +76,36 @@ def test_promtool_accepts_the_rendered_config(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_monitoring_ports_are_not_connect_worker_properties(tmp_path: Path, monkeypatch) -> None:
+    """CONNECT_JMX_PORT is the stack's setting, not `jmx.port` for the worker."""
+    monkeypatch.setenv("CONNECT_JMX_PORT", "19095")
+    settings = StackSettings(state_dir=tmp_path)
+    render_configs(settings)
+    properties = (settings.conf_dir / "connect-distributed.properties").read_text()
+    assert "jmx.port" not in properties and "workers=" not in properties
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_docker_prometheus_scrapes_the_local_jobs(tmp_path: Path) -> None:
+    """monitoring/prometheus.yml (compose) has the jobs and programs of the local template,
+    and the prometheus service fills every @PORT@ it names."""
+    docker_text = (REPO / "monitoring" / "prometheus.yml").read_text()
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    fill = " ".join(compose["services"]["prometheus"]["command"])
+    placeholders = set(re.findall(r"@(\w+)@", re.sub(r"#.*", "", docker_text)))
+    assert placeholders == set(re.findall(r"s/@(\w+)@/\$\{\1\}/", fill))
+    docker = scrape_targets(yaml.safe_load(re.sub(r"@\w+@", "1", docker_text)))
+    local = scrape_targets(yaml.safe_load(render_for(tmp_path)))
+    assert {job: [p for p, _ in t] for job, t in docker.items()} == {
+        job: [p for p, _ in t] for job, t in local.items()
+    }
+
+
+def render_for(tmp_path: Path) -> str:
+    settings = StackSettings(state_dir=tmp_path)
+    render_configs(settings)
+    return (settings.conf_dir / "prometheus.yml").read_text()

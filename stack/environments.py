@@ -1,13 +1,14 @@
 """Which environment each supervised program gets: only what it needs.
 
 supervisord itself starts with `supervisord_environment()`: the OS basics and the
-STACK_* paths, hosts and ports its config expands, and no secret. Postgres, Kafka and
-Adminer inherit that. Connect, BentoML and the transformer are started through
-stack/launch.py, which execs them with the environment written here for each one
-(`.state/env/<program>.json`, mode 0600, rewritten by every `up` and `restart`).
-Connect gets the CDC and sink credentials, never the superuser's or the app's. Every
-value comes from the settings classes (config/settings.py, transformer/settings.py,
-model/store.py): they alone read `.env` and the environment.
+STACK_* paths, hosts and ports its config expands, and no secret. Postgres, Kafka,
+Adminer and Prometheus inherit that. Connect, BentoML, the transformer and the Postgres
+exporter are started through stack/launch.py, which execs them with the environment
+written here for each one (`.state/env/<program>.json`, mode 0600, rewritten by every `up`
+and `restart`). Connect gets the CDC and sink credentials, never the superuser's or the
+app's; the Postgres exporter the monitoring role's alone. Every value comes from the
+settings classes (config/settings.py, transformer/settings.py, model/store.py): they
+alone read `.env` and the environment.
 """
 
 from __future__ import annotations

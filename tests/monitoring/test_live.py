@@ -107,9 +107,16 @@ def test_monitoring_role_reads_no_listing_data(stack_ready: StackSettings) -> No
             conn.execute("SELECT price FROM tbl_car_price LIMIT 1")
 
 
+# alerts about the last minutes' records (5 or 10 minute windows): the tests before this
+# one send bad input on purpose, and these rightly fire until it is out of their window
+ABOUT_RECENT_RECORDS = {"TransformerDeadLetters", "SinkDeadLetters", "RefusedShareHigh"}
+
+
 def test_nothing_fires_at_rest(stack_ready: StackSettings) -> None:
     wait_for(lambda: drained(stack_ready), timeout=120)
-    assert alerts(stack_ready) == {}, "alerts firing on a healthy stack at rest"
+    firing = set(alerts(stack_ready))
+    assert not firing - ABOUT_RECENT_RECORDS, f"alerts firing on a healthy stack: {firing}"
+    wait_for(lambda: not alerts(stack_ready), timeout=540, interval=5)
 
 
 @pytest.fixture()

@@ -51,6 +51,9 @@ class PostgresSettings(_FromEnv):
     cdc_db_password: str
     sink_db_user: str = "car_sink"
     sink_db_password: str
+    # postgres_exporter: pg_monitor + SELECT on the columns its queries read (migration 0007)
+    monitoring_db_user: str = "car_monitor"
+    monitoring_db_password: str
 
     def url(
         self, user: str | None = None, password: str | None = None, database: str | None = None
@@ -165,6 +168,24 @@ class ServiceSettings(BentoMLSettings, TransformerMetricsSettings):
         return f"http://{self.adminer_host}:{self.adminer_port}/adminer/"
 
 
+class MonitoringSettings(_FromEnv):
+    """Prometheus and the exporters (monitoring/): each binds MONITORING_HOST. Connect
+    worker n serves its JMX exporter on CONNECT_JMX_PORT + n - 1."""
+
+    monitoring_host: str = "127.0.0.1"
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    kafka_jmx_port: int = Field(9094, ge=1, le=65535)
+    connect_jmx_port: int = Field(9095, ge=1, le=65535)
+    postgres_exporter_port: int = Field(9187, ge=1, le=65535)
+    # short intervals: an alert fires within a minute of its fault on the local stack
+    prometheus_scrape_interval: str = "5s"
+    prometheus_retention: str = "2d"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.monitoring_host}:{self.prometheus_port}"
+
+
 class StackSettings(_FromEnv):
     """Where the local stack keeps its state and which OS user runs Postgres."""
 
@@ -201,6 +222,10 @@ class StackSettings(_FromEnv):
     @cached_property
     def services(self) -> ServiceSettings:
         return ServiceSettings()
+
+    @cached_property
+    def monitoring(self) -> MonitoringSettings:
+        return MonitoringSettings()
 
     @property
     def ford_csv_path(self) -> Path:

@@ -26,6 +26,7 @@ def run_migrations_online() -> None:
         "cdc": (pg.cdc_db_user, pg.cdc_db_password),
         "sink": (pg.sink_db_user, pg.sink_db_password),
         "app": (pg.app_db_user, pg.app_db_password),
+        "monitoring": (pg.monitoring_db_user, pg.monitoring_db_password),
     }
     engine = create_engine(pg.url(), poolclass=pool.NullPool)
     with engine.connect() as connection:

@@ -17,7 +17,7 @@ from pathlib import Path
 from config.settings import REPO_ROOT, StackSettings
 from model.client import serving_version
 from model.settings import MODEL_NAME
-from stack import connectors, kafka, new_env, postgres, readiness
+from stack import connectors, kafka, monitoring, new_env, postgres, readiness
 from stack.render import render_configs
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
 from transformer.settings import Settings as TransformerSettings
@@ -35,6 +35,8 @@ def _tail(settings: StackSettings, name: str, lines: int = 40) -> str:
 
 
 def up(settings: StackSettings) -> int:
+    for key in new_env.add_missing_passwords(REPO_ROOT / ".env", REPO_ROOT / ".env.example"):
+        say(f"added a random {key} to .env")
     for warning in new_env.weaknesses(REPO_ROOT / ".env", REPO_ROOT / ".env.example"):
         say(f"warning: {warning}")
     render_configs(settings)
@@ -61,6 +63,7 @@ def up(settings: StackSettings) -> int:
     created = kafka.ensure_topics(settings)
     if created:
         say(f"created topics {created}")
+    monitoring.reload_prometheus(settings)  # the scrape targets of added instances
     return 0
 
 
@@ -105,6 +108,7 @@ def urls(settings: StackSettings) -> int:
   BentoML      {services.bentoml_url}  (POST /predict, /readyz, /metrics)
   Transformer  {services.transformer_metrics_url}
   Kafka        {settings.kafka.bootstrap_servers}    Connect REST {settings.connect.url}
+  Prometheus   {settings.monitoring.prometheus_url}/graph  (alerts: /alerts, docs/monitoring.md)
   Postgres     postgresql://{pg.app_db_user}@{pg.pg_host}:{pg.pg_port}/{pg.pg_database}
 """)
     return 0
@@ -148,6 +152,7 @@ def status(settings: StackSettings) -> int:
             print("no connectors deployed — `make deploy-connectors`")
     if readiness.postgres_ready(settings) is None:
         print(postgres.slot_line(settings))
+    print("\n".join(monitoring.alerts_lines(settings)))
     return 0
 
 

@@ -2,7 +2,7 @@
 # Install whatever the local stack needs and is missing; fast and silent when all is there.
 #   - Debian packages (as root: apt-get; otherwise: print the exact command and stop)
 #   - the Python virtualenv (.venv) from uv.lock, with uv itself in .cache/uv
-#   - the JVM side (Kafka, Connect, Debezium plugins) from Maven Central into .cache/jvm
+#   - the JVM side (Kafka, Connect, Debezium plugins, JMX exporter) from Maven Central into .cache/jvm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,9 @@ command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null
 command -v php >/dev/null || apt_missing+=(php-cli php-cgi)
 php -m 2>/dev/null | grep -qx pgsql || apt_missing+=(php-pgsql)
 [ -f /usr/share/adminer/adminer/index.php ] || apt_missing+=(adminer php-cgi)
+# Prometheus (with promtool, for `make test`) and its Postgres exporter: the monitoring
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || apt_missing+=(prometheus)
+[ -x /usr/bin/prometheus-postgres-exporter ] || apt_missing+=(prometheus-postgres-exporter)
 # Debian's Chromium, driven by Playwright in the browser test (nothing is downloaded)
 [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 
@@ -64,7 +67,8 @@ fi
 # --- JVM side from Maven Central ---------------------------------------------
 stamp=".cache/jvm/.resolved-$(sha256sum stack/jvm/pom.xml | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ ! -d .cache/jvm/plugins/debezium-connector-postgres ] \
-   || [ ! -d .cache/jvm/plugins/debezium-connector-jdbc ] || [ ! -d .cache/jvm/kafka/libs ]; then
+   || [ ! -d .cache/jvm/plugins/debezium-connector-jdbc ] || [ ! -d .cache/jvm/kafka/libs ] \
+   || [ ! -f .cache/jvm/agents/jmx_prometheus_javaagent.jar ]; then
   say "resolving Kafka, Connect and Debezium jars (mvn, cached in ~/.m2 and .cache/jvm)"
   rm -rf .cache/jvm
   mkdir -p .cache

@@ -1,13 +1,14 @@
 """Which environment each supervised program gets: only what it needs.
 
 supervisord itself starts with `supervisord_environment()`: the OS basics and the
-STACK_* paths, hosts and ports its config expands, and no secret. Postgres, Kafka and
-Adminer inherit that. Connect, BentoML and the transformer are started through
-stack/launch.py, which execs them with the environment written here for each one
-(`.state/env/<program>.json`, mode 0600, rewritten by every `up` and `restart`).
-Connect gets the CDC and sink credentials, never the superuser's or the app's. Every
-value comes from the settings classes (config/settings.py, transformer/settings.py,
-model/store.py): they alone read `.env` and the environment.
+STACK_* paths, hosts and ports its config expands, and no secret. Postgres, Kafka,
+Adminer and Prometheus inherit that. Connect, BentoML, the transformer and the Postgres
+exporter are started through stack/launch.py, which execs them with the environment
+written here for each one (`.state/env/<program>.json`, mode 0600, rewritten by every `up`
+and `restart`). Connect gets the CDC and sink credentials, never the superuser's or the
+app's; the Postgres exporter the monitoring role's alone. Every value comes from the
+settings classes (config/settings.py, transformer/settings.py, model/store.py): they
+alone read `.env` and the environment.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ CONNECT_ENV = (
     "SINK_DB_PASSWORD",
 )
 
-LAUNCHED = ("connect", "bentoml", "transformer")
+LAUNCHED = ("connect", "bentoml", "transformer", "postgres_exporter")
 
 
 def _pick(source: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
@@ -70,6 +71,12 @@ def supervisord_environment(settings: StackSettings) -> dict[str, str]:
             "BENTOML_PORT": str(settings.services.bentoml_port),
             "ADMINER_HOST": settings.services.adminer_host,
             "ADMINER_PORT": str(settings.services.adminer_port),
+            "MONITORING_HOST": settings.monitoring.monitoring_host,
+            "PROMETHEUS_PORT": str(settings.monitoring.prometheus_port),
+            "PROMETHEUS_RETENTION": settings.monitoring.prometheus_retention,
+            "KAFKA_JMX_PORT": str(settings.monitoring.kafka_jmx_port),
+            "CONNECT_JMX_PORT": str(settings.monitoring.connect_jmx_port),
+            "POSTGRES_EXPORTER_PORT": str(settings.monitoring.postgres_exporter_port),
         }
     )
     return env
@@ -81,6 +88,13 @@ def program_environment(settings: StackSettings, program: str) -> dict[str, str]
     env = _pick(os.environ, OS_BASICS)
     if program == "connect":
         return env | _pick(as_env(settings.postgres), CONNECT_ENV)
+    if program == "postgres_exporter":  # its DSN as parts: the exporter escapes them
+        pg = settings.postgres
+        return env | {
+            "DATA_SOURCE_URI": f"{pg.pg_host}:{pg.pg_port}/{pg.pg_database}?sslmode=disable",
+            "DATA_SOURCE_USER": pg.monitoring_db_user,
+            "DATA_SOURCE_PASS": pg.monitoring_db_password,
+        }
     if program == "transformer":
         from transformer.settings import Settings as TransformerSettings
 

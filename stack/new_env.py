@@ -47,6 +47,19 @@ def create(env: Path, example: Path) -> list[str] | None:
     return keys
 
 
+def add_missing_passwords(env: Path, example: Path) -> list[str]:
+    """Append a random value for each *_PASSWORD key the example has and `env` lacks (a
+    role added after `env` was created); the keys added."""
+    have = {match["key"] for match in PASSWORD_LINE.finditer(env.read_text())}
+    missing = [
+        m["key"] for m in PASSWORD_LINE.finditer(example.read_text()) if m["key"] not in have
+    ]
+    if missing:
+        with env.open("a") as file:
+            file.write("".join(f"\n{key}={secrets.token_urlsafe(24)}" for key in missing) + "\n")
+    return missing
+
+
 def weaknesses(env: Path, example: Path) -> list[str]:
     """What `make up` warns about in an existing `.env`: others may read it, or a
     password is still the example's placeholder."""

@@ -69,6 +69,15 @@ def adminer_ready(settings: StackSettings) -> str | None:
     return _http_ok(settings.services.adminer_url)
 
 
+def postgres_exporter_ready(settings: StackSettings) -> str | None:
+    monitoring = settings.monitoring
+    return _http_ok(f"http://{monitoring.monitoring_host}:{monitoring.postgres_exporter_port}/")
+
+
+def prometheus_ready(settings: StackSettings) -> str | None:
+    return _http_ok(f"{settings.monitoring.prometheus_url}/-/ready")
+
+
 def instance_ready(settings: StackSettings, name: str) -> str | None:
     """An extra instance (stack/render.py): `transformer-n` answers /metrics and
     `connect-n` its REST API, each on the first instance's port + n - 1."""
@@ -90,6 +99,8 @@ CHECKS: dict[str, Check] = {
     "bentoml": bentoml_ready,
     "transformer": transformer_ready,
     "adminer": adminer_ready,
+    "postgres_exporter": postgres_exporter_ready,
+    "prometheus": prometheus_ready,
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from string import Template
 
 from config.settings import StackSettings
+from stack import monitoring
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -33,11 +34,17 @@ def template_values(settings: StackSettings) -> dict[str, str]:
         "extra_worker_properties": extra_worker_properties(
             {f"CONNECT_{name.upper()}": value for name, value in connect.connect.items()}
         ),
-    }
+    } | monitoring.template_values(settings)
 
 
 # the stack's own CONNECT_* settings, not worker properties
-STACK_CONNECT_SETTINGS = {"CONNECT_HOST", "CONNECT_PORT", "CONNECT_HEAP_OPTS"}
+STACK_CONNECT_SETTINGS = {
+    "CONNECT_HOST",
+    "CONNECT_PORT",
+    "CONNECT_HEAP_OPTS",
+    "CONNECT_JMX_PORT",
+    "CONNECT_WORKERS",
+}
 
 
 def extra_worker_properties(env: dict[str, str]) -> str:
@@ -76,6 +83,7 @@ def scale_out_sections(settings: StackSettings) -> str:
     base.read(settings.supervisor_conf)
     extra = configparser.RawConfigParser()
     counts = {"transformer": settings.transformer_instances, "connect": settings.connect_workers}
+    jmx_port = settings.monitoring.connect_jmx_port
     for program, count in counts.items():
         for number in range(2, count + 1):
             name = instance_name(program, number)
@@ -84,6 +92,7 @@ def scale_out_sections(settings: StackSettings) -> str:
                 section["command"]
                 .replace(f"launch.py {program}", f"launch.py {name}")
                 .replace("connect-distributed.properties", f"{name}.properties")
+                .replace("%(ENV_CONNECT_JMX_PORT)s", str(jmx_port + number - 1))
             )
             section["stdout_logfile"] = section["stdout_logfile"].replace(
                 f"/{program}.log", f"/{name}.log"

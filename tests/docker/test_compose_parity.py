@@ -18,6 +18,7 @@ from docker_facts import (
     environment,
     healthcheck_text,
     makefile_recipe_args,
+    pom_properties,
     read_env_file,
     render_template,
     services,
@@ -38,6 +39,8 @@ KAFKA_CONTAINER_ONLY = {
 CONNECT_CONTAINER_ONLY = {"listeners", "plugin.path", "config.providers.file.param.allowed.paths"}
 #: what apache/kafka and Debezium's image put on the java command line after the heap flags
 JVM_OPTIONS = "KAFKA_JVM_PERFORMANCE_OPTS"
+#: where both images (kafka-run-class.sh) take extra java options: the JMX exporter agent
+AGENT_OPTIONS = "KAFKA_OPTS"
 POSTGRES_PROCESS_ONLY = {"listen_addresses", "port", "unix_socket_directories", "logging_collector"}
 # quay.io/debezium/connect's docker-entrypoint.sh short names for worker properties
 DEBEZIUM_SHORT_NAMES = {
@@ -76,7 +79,8 @@ def kafka_properties() -> dict[str, str]:
     return {
         env_to_property(k, "KAFKA_"): v
         for k, v in env.items()
-        if k.startswith("KAFKA_") and k != JVM_OPTIONS  # the image passes it to java
+        # the image passes these to java (its exclusion list), not to server.properties
+        if k.startswith("KAFKA_") and k not in (JVM_OPTIONS, AGENT_OPTIONS)
     }
 
 
@@ -128,6 +132,26 @@ def test_the_jvms_get_supervisords_heap_and_gc_flags() -> None:
     connect = environment(services()["connect"])
     docker = [*connect["HEAP_OPTS"].split(), *connect[JVM_OPTIONS].split()]
     assert docker == local_jvm_options("connect")
+
+
+def test_the_jvms_get_supervisords_jmx_exporter_agent_and_rules() -> None:
+    """The same agent, rules file and port setting as stack/supervisord.conf; the agent's
+    jar is the pom's version (compose's jmx-agent job)."""
+    for program in ("kafka", "connect"):
+        [local] = [a for a in supervisor_command(program) if a.startswith("-javaagent:")]
+        [docker] = environment(services()[program])[AGENT_OPTIONS].split()
+        local_jar, local_port, local_rules = re.fullmatch(
+            r"-javaagent:.*/(\S+\.jar)=%\(ENV_MONITORING_HOST\)s:%\(ENV_(\w+)\)s:.*/(monitoring/jmx/\w+\.yaml)",
+            local,
+        ).groups()
+        jar, port, rules = re.fullmatch(
+            r"-javaagent:/opt/jmx/agent/(\S+\.jar)=\$\{(\w+)\}:/opt/jmx/rules/(\w+\.yaml)", docker
+        ).groups()
+        assert (jar, port, f"monitoring/jmx/{rules}") == (local_jar, local_port, local_rules)
+        assert "./monitoring/jmx:/opt/jmx/rules:ro" in services()[program]["volumes"]
+    version = pom_properties()["jmx.exporter.version"]
+    job = " ".join(command(services()["jmx-agent"]))
+    assert f"io.prometheus.jmx:jmx_prometheus_javaagent:{version}" in job
 
 
 def test_postgres_server_options_are_supervisords() -> None:

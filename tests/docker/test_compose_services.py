@@ -22,6 +22,7 @@ from docker_facts import (
 )
 
 REQUIRED_SERVICES = {"postgres", "kafka", "connect", "bento", "transformer", "adminer"}
+MONITORING_SERVICES = {"prometheus", "postgres-exporter", "grafana"}
 REQUIRED_JOBS = {"migrate", "deploy-connectors"}
 # the host port each published service uses, named as in .env.example
 PUBLISHED_PORT_VARIABLE = {
@@ -31,6 +32,8 @@ PUBLISHED_PORT_VARIABLE = {
     "bento": "BENTOML_PORT",
     "adminer": "ADMINER_PORT",
     "transformer": "TRANSFORMER_METRICS_PORT",
+    "prometheus": "PROMETHEUS_PORT",
+    "grafana": "GRAFANA_PORT",
 }
 LOOPBACK = "127.0.0.1"
 
@@ -46,6 +49,17 @@ def dependencies(name: str) -> dict[str, dict]:
 def test_every_required_service_and_job_exists() -> None:
     assert REQUIRED_SERVICES <= long_running_services()
     assert REQUIRED_JOBS <= one_shot_services()
+
+
+def test_monitoring_services_mount_the_repository_configs_read_only() -> None:
+    """Prometheus, its Postgres exporter and Grafana read monitoring/ (rules, queries,
+    dashboards, provisioning) and never write it."""
+    assert MONITORING_SERVICES <= long_running_services()
+    for name in MONITORING_SERVICES:
+        binds = [v for v in services()[name]["volumes"] if v.startswith("./")]
+        assert binds and all(v.startswith("./monitoring") and v.endswith(":ro") for v in binds)
+    grafana = " ".join(services()["grafana"]["volumes"])
+    assert "/etc/grafana/provisioning:ro" in grafana and "/var/lib/grafana/dashboards:ro" in grafana
 
 
 def test_images_are_the_ones_the_issue_names() -> None:

@@ -113,6 +113,15 @@ def test_adminer_image_is_the_local_adminer_version() -> None:
     assert Version(tag.split("-")[0]) == local_debian_package_version("adminer")
 
 
+@pytest.mark.parametrize(
+    ("name", "package"),
+    [("prometheus", "prometheus"), ("postgres-exporter", "prometheus-postgres-exporter")],
+)
+def test_monitoring_images_are_the_local_debian_versions(name: str, package: str) -> None:
+    _repo, tag = service_image(name)
+    assert Version(tag.removeprefix("v")) == local_debian_package_version(package)
+
+
 def test_python_base_image_is_the_project_python_on_the_same_debian() -> None:
     repo, tag = base_image()
     match = re.fullmatch(r"(\d+\.\d+)(?:\.\d+)?-slim-(\w+)", tag)

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
 
@@ -125,3 +126,14 @@ def test_one_of_two_connect_workers_killed(scaled_out: StackSettings, load: Load
     # the returning worker triggers one more rebalance (the connector moves back)
     wait_for(lambda: all(s.running for s in connectors.all_states(scaled_out.connect)), timeout=60)
     assert_healed(scaled_out, verdict)
+
+
+def test_added_instances_are_scraped(scaled_out: StackSettings) -> None:
+    """Prometheus scrapes transformer-2 and connect-2 once `make up` added them."""
+
+    def programs_up() -> set[str]:
+        url = f"{scaled_out.monitoring.prometheus_url}/api/v1/targets"
+        found = httpx.get(url, timeout=10).json()["data"]["activeTargets"]
+        return {t["labels"]["program"] for t in found if t["health"] == "up"}
+
+    wait_for(lambda: set(EXTRA) <= programs_up(), timeout=60)

@@ -201,22 +201,12 @@ def restart(settings: StackSettings, program: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, run in {
-        "up": up,
-        "down": down,
-        "status": status,
-        "urls": urls,
-        "create-topics": create_topics,
-    }.items():
+    plain = {"up": up, "down": down, "status": status, "urls": urls}
+    for name, run in (plain | {"create-topics": create_topics}).items():
         commands.add_parser(name).set_defaults(run=run)
     deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")
-    deploy.add_argument(
-        "--connectors-dir",
-        dest="directory",
-        type=Path,
-        default=connectors.CONNECTORS_DIR,
-        help="folder of connector JSON files",
-    )
+    folder = connectors.CONNECTORS_DIR
+    deploy.add_argument("--connectors-dir", dest="directory", type=Path, default=folder)
     deploy.set_defaults(run=deploy_connectors)
     restart_one = commands.add_parser("restart", help="restart one supervisor program")
     restart_one.add_argument("program")

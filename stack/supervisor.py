@@ -6,6 +6,7 @@ and each program see.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import xmlrpc.client
@@ -67,19 +68,26 @@ class Supervisor:
             return None
 
     def start(self) -> str:
-        """Start supervisord, or start whatever it has that is not running."""
+        """Start supervisord, or start whatever it has that is not running. A supervisord
+        started with other settings (ports, paths: its environment) is restarted first, so
+        a changed `.env` or a supervisord.conf naming new settings takes effect."""
         environments.write_program_environments(self.settings)
         adminer_dir.prepare(self.settings)
+        env = supervisord_environment(self.settings)
+        ours = {k: v for k, v in env.items() if k not in environments.OS_BASICS}
+        stamp, restarted = self.settings.state_dir / "supervisord.env.json", ""
+        if self.daemon_pid() is not None and (
+            not stamp.exists() or json.loads(stamp.read_text()) != ours
+        ):
+            self.shutdown()
+            restarted = "settings changed: stopped every program; "
         if self.daemon_pid() is None:
             self.settings.log_dir.mkdir(parents=True, exist_ok=True)
             conf = str(self.settings.supervisor_conf)
-            subprocess.run(
-                [str(VENV_BIN / "supervisord"), "-c", conf],
-                env=supervisord_environment(self.settings),
-                check=True,
-            )
+            subprocess.run([str(VENV_BIN / "supervisord"), "-c", conf], env=env, check=True)
+            stamp.write_text(json.dumps(ours))
             self._wait_for_daemon()
-            return "started supervisord"
+            return f"{restarted}started supervisord"
         self._ctl("update")  # picks up programs added to supervisord.conf
         stopped = [p.name for p in self.processes() if p.state not in {"RUNNING", "STARTING"}]
         for name in stopped:

@@ -23,12 +23,12 @@ def supervisor(stack_ready: StackSettings) -> Supervisor:
 
 
 @pytest.fixture()
-def load(stack_ready: StackSettings) -> Iterator[Load]:
-    """FAULT_LISTINGS listings committed in one COPY, with Connect's configs as they were
-    before; the listings are removed afterwards."""
+def load(stack_ready: StackSettings, request: pytest.FixtureRequest) -> Iterator[Load]:
+    """FAULT_LISTINGS listings (or the test's indirect parameter) committed in one COPY,
+    with Connect's configs as they were before; the listings are removed afterwards."""
     connect_before = ConnectConfigs.now(stack_ready)
     with psycopg.connect(stack_ready.postgres.dsn(), autocommit=True) as conn:
-        loaded = Load(copy_listings(conn, LISTINGS), connect_before)
+        loaded = Load(copy_listings(conn, getattr(request, "param", LISTINGS)), connect_before)
     resent_before = reconcile_count(stack_ready)
     yield loaded
     assert reconcile_count(stack_ready) == resent_before, "the watchdog had to re-send listings"

@@ -13,11 +13,14 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from config.settings import StackSettings
 from stack.readiness import bentoml_ready, connect_ready, kafka_ready, postgres_ready
 from stack.reap import port_holders
 from stack.supervisor import Supervisor
 from tests.faults.matrix import (
+    LISTINGS,
     Load,
     assert_healed,
     change_some,
@@ -41,6 +44,7 @@ def bentoml_processes(settings: StackSettings, supervisor: Supervisor) -> list[i
 
 
 def signal_all(pids: list[int], signum: signal.Signals) -> None:
+    """Send `signum`; a SIGSTOP takes effect when each process next runs (see frozen)."""
     for pid in pids:
         os.kill(pid, signum)
 
@@ -50,10 +54,19 @@ def restarted(supervisor: Supervisor, name: str, old_pid: int) -> bool:
                for p in supervisor.processes())  # fmt: skip
 
 
-def stopped(pids: list[int]) -> bool:
-    """Every one of `pids` is stopped (state T in /proc)."""
-    return all(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
-               for pid in pids)  # fmt: skip
+def frozen(pids: list[int]) -> dict[int, str]:
+    """The /proc state of each of `pids` unless every one is stopped (T), or gone (Z, X, no
+    longer there: e.g. a worker the arbiter was replacing): then {} (falsy: not frozen)."""
+    states = {}
+    for pid in pids:
+        try:
+            states[pid] = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            states[pid] = "gone"
+    if "T" in states.values() and set(states.values()) <= {"T", "Z", "X", "gone"}:
+        return states
+    print(f"not frozen: {states}")  # shown with the failure
+    return {}
 
 
 def test_postgres_stopped_for_60s(
@@ -128,8 +141,9 @@ def test_bentoml_hung_for_30s(
     pids = bentoml_processes(stack_ready, supervisor)
     signal_all(pids, signal.SIGSTOP)  # the arbiter and its worker: the whole service hangs
     try:
+        wait_for(lambda: frozen(pids), timeout=10, interval=0.05)  # once each is scheduled
         fault_began(stack_ready, load)
-        change_some(stack_ready, load, lambda: stopped(pids))
+        change_some(stack_ready, load, lambda: frozen(pids))
         time.sleep(30)
     finally:
         signal_all(pids, signal.SIGCONT)
@@ -144,7 +158,8 @@ def test_transformer_killed_mid_batch(
     bento = bentoml_processes(stack_ready, supervisor)
     signal_all(bento, signal.SIGSTOP)  # slow BentoML down to a halt ...
     try:
-        change_some(stack_ready, load, lambda: stopped(bento))  # ... so these changes get
+        wait_for(lambda: frozen(bento), timeout=10, interval=0.05)  # once each is scheduled
+        change_some(stack_ready, load, lambda: frozen(bento))  # ... so these changes get
         # stuck inside a batch: the transformer is provably mid-batch once its request
         # sits unanswered
         wait_for(lambda: unanswered_requests(stack_ready.services.bentoml_port), timeout=30)
@@ -159,6 +174,9 @@ def test_transformer_killed_mid_batch(
     assert_healed(stack_ready, verdict, load)
 
 
+# `make down` stops the transformer a second or so in, and it finishes its batch first:
+# 5,000 listings are all priced by then, so this load is ten times larger
+@pytest.mark.parametrize("load", [max(LISTINGS, 50_000)], indirect=True)
 def test_make_down_mid_load_then_make_up(stack_ready: StackSettings, load: Load) -> None:
     wait_streaming(stack_ready, load)
     change_some(stack_ready, load)  # a stack going down takes no writes: they go just before

@@ -112,6 +112,9 @@ def test_a_killed_transformer_loses_nothing_and_duplicates_nothing(
     stack_ready: StackSettings, supervisor: Supervisor, db: psycopg.Connection, cleanup: list[int]
 ) -> None:
     kafka, group = stack_ready.kafka, TransformerSettings().transformer_group_id
+    # from a caught-up transformer (earlier tests' deletions may still be on their way), so
+    # that what it commits before the kill is this test's work
+    wait_for(lambda: sum(behind(stack_ready, group, kafka.cdc_topic).values()) == 0, timeout=60)
     cdc_start = end_offsets(stack_ready, kafka.cdc_topic)
     predictions_start = end_offsets(stack_ready, kafka.predictions_topic)
     dlq_start = end_offsets(stack_ready, kafka.dlq_topic)

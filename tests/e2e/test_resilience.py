@@ -43,7 +43,8 @@ def _process(supervisor: Supervisor, name: str) -> tuple[str, int]:
 
 
 def _dead_letters_of(settings: StackSettings, start: list, ids: list[int]) -> list[dict]:
-    """The DLQ records since `start` whose key (the CDC key, `{"id": ...}`) is one of `ids`."""
+    """The dlq.* headers of the DLQ records since `start` whose key (the CDC key, `{"id": ...}`)
+    is one of `ids`."""
     wanted, letters = set(ids), []
     for message in read_to_end(settings, start):
         try:
@@ -51,7 +52,7 @@ def _dead_letters_of(settings: StackSettings, start: list, ids: list[int]) -> li
         except ValueError:
             continue
         if isinstance(key, dict) and key.get("id") in wanted:
-            letters.append({k: v.decode() for k, v in message.headers() or []})
+            letters.append({k: v.decode() for k, v in message.headers() or [] if k[:4] == "dlq."})
     return letters
 
 

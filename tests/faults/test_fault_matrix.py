@@ -55,8 +55,8 @@ def restarted(supervisor: Supervisor, name: str, old_pid: int) -> bool:
 
 
 def frozen(pids: list[int]) -> dict[int, str]:
-    """The /proc state of each of `pids` unless every one is stopped (T), or gone (Z, X, no
-    longer there: e.g. a worker the arbiter was replacing): then {} (falsy: not frozen)."""
+    """The /proc state of each of `pids` when every one is stopped (T) or gone (Z, X, no
+    longer there: e.g. a worker the arbiter was replacing); else {}, falsy."""
     states = {}
     for pid in pids:
         try:

@@ -15,10 +15,6 @@ from confluent_kafka import Producer
 from config.settings import StackSettings
 from stack import readiness
 
-# Re-exported for the tests that still import them from here (tests/operations); the
-# helpers live in tests/support.py.
-from tests.support import end_offsets, json_or_none, read_until, wait_for  # noqa: F401
-
 #: fixtures that train a model or serve one of their own
 SLOW_FIXTURES = {"synthetic_model", "server"}
 #: the destructive tests, which run last and in this order (the others keep theirs)

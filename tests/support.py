@@ -45,6 +45,8 @@ FIESTA = dict(
     mpg=65.7,
     engine_size=1.0,
 )
+#: the same listing as the price service sees it (it never sees the asking price)
+FIESTA_LISTING = {name: value for name, value in FIESTA.items() if name != "price"}
 MODELS = ("Fiesta", "Focus", "Kuga", "EcoSport", "Puma", "Mondeo", "Galaxy", "S-MAX")
 
 
@@ -232,3 +234,15 @@ def behind(settings: StackSettings, group: str, topic: str) -> dict[int, int]:
         tp.partition: tp.offset - max(committed.get(tp.partition, -1), 0)
         for tp in end_offsets(settings, topic)
     }
+
+
+# --- CDC messages for the transformer's unit tests ----------------------------------------
+
+CDC_TOPIC = "car_database.public.tbl_car_price"
+#: builds a real `confluent_kafka.Message` (tests/transformer/conftest.py: `message`, `change`)
+MessageOf = Callable[..., Message]
+
+
+def key_of(car_id: int) -> bytes:
+    """The CDC key of a listing, as Debezium writes it (schemas.enable=false)."""
+    return json.dumps({"id": car_id}).encode()

@@ -17,7 +17,7 @@ import pytest
 from bench import pipeline as bench
 from bench.pipeline import HOPS, Progress, Run, ford_listings, format_table, percentile
 from config.settings import REPO_ROOT, StackSettings
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 
 def test_percentile_is_nearest_rank_of_unsorted_values() -> None:

@@ -5,15 +5,6 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-# Re-exported for tests still importing them from here; they live in tests/support.py.
-from tests.support import (  # noqa: F401
-    FIELDS,
-    FIESTA,
-    insert_listing,
-    prediction,
-    served_prediction,
-)
-
 
 @pytest.fixture()
 def cleanup(db: psycopg.Connection):

@@ -12,10 +12,6 @@ from stack.supervisor import Supervisor
 from tests.faults.matrix import LISTINGS, ConnectConfigs, Load, reconcile_count
 from tests.support import copy_listings
 
-# copy_listings: re-exported for tests/operations/test_rescore.py until it imports it
-# from tests.support
-__all__ = ["copy_listings", "load", "supervisor"]
-
 
 @pytest.fixture()
 def supervisor(stack_ready: StackSettings) -> Supervisor:

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from config.settings import StackSettings
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "monitoring/grafana/dashboards/pipeline.json"
 

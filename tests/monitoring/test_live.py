@@ -16,7 +16,7 @@ import pytest
 
 from config.settings import StackSettings
 from stack.supervisor import Supervisor
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 JOBS = {"transformer", "bentoml", "kafka", "connect", "postgres", "prometheus"}
 LISTING = (

@@ -16,8 +16,7 @@ from config.settings import StackSettings
 from operations import rescore
 from operations.rescore import SLICE, Slicer
 from stack.supervisor import Supervisor
-from tests.conftest import end_offsets, wait_for
-from tests.faults.conftest import copy_listings
+from tests.support import copy_listings, end_offsets, wait_for
 
 
 def _slicer(**fields: object) -> Slicer:

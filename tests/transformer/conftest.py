@@ -10,21 +10,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Message
 
+from tests.support import CDC_TOPIC, FIESTA_LISTING, MessageOf, key_of
 from transformer.settings import Settings
-
-CDC_TOPIC = "car_database.public.tbl_car_price"
-FIESTA = {
-    "model": "Fiesta",
-    "year": 2017,
-    "transmission": "Manual",
-    "mileage": 15944,
-    "fuel_type": "Petrol",
-    "tax": 150,
-    "mpg": 57.7,
-    "engine_size": 1.0,
-}
-
-MessageOf = Callable[..., Message]
 
 
 @pytest.fixture()
@@ -59,7 +46,7 @@ def change(message: MessageOf) -> MessageOf:
     def build(
         op: str, car_id: int, *, partition: int = 0, offset: int = 0, lsn: int = 0, **row: Any
     ) -> Message:
-        after = {"id": car_id, **FIESTA, "price": 9995, **row}
+        after = {"id": car_id, **FIESTA_LISTING, "price": 9995, **row}
         envelope = {
             "op": op,
             "before": after if op == "d" else None,
@@ -76,10 +63,6 @@ def change(message: MessageOf) -> MessageOf:
         )
 
     return build
-
-
-def key_of(car_id: int) -> bytes:
-    return json.dumps({"id": car_id}).encode()
 
 
 @pytest.fixture()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.transformer.conftest import CDC_TOPIC, MessageOf, key_of
+from tests.support import CDC_TOPIC, MessageOf, key_of
 from transformer.batch import build
 from transformer.events import Reason
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from config.settings import StackSettings
-from tests.transformer.conftest import FIESTA
+from tests.support import FIESTA_LISTING
 from transformer.bentoml_client import BentoMLClient, Unavailable
 from transformer.events import Reason, Refusal
 
@@ -26,7 +26,7 @@ def answer(price: float) -> dict:
 
 
 def listings(*mileages: int) -> list[dict]:
-    return [dict(FIESTA, mileage=mileage) for mileage in mileages]
+    return [dict(FIESTA_LISTING, mileage=mileage) for mileage in mileages]
 
 
 class Scripted:
@@ -135,7 +135,7 @@ def test_a_future_year_is_refused_by_the_real_service_with_its_field(
     http = httpx.Client(base_url=stack_ready.services.bentoml_url, timeout=10)
     bentoml = BentoMLClient(http, lambda _seconds, _outcome: None)
 
-    [answer] = bentoml.predict([dict(FIESTA, year=2999)])
+    [answer] = bentoml.predict([dict(FIESTA_LISTING, year=2999)])
 
     assert isinstance(answer, Refusal) and answer.field == "year"
     assert "2999" in answer.error and len(answer.error) <= 300

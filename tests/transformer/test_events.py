@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.transformer.conftest import FIESTA, key_of
+from tests.support import FIESTA_LISTING, key_of
 from transformer.events import Event, Invalid, Reason, parse
 
 
@@ -17,18 +17,18 @@ def envelope(op: str, row: dict | None, **extra: object) -> bytes:
 
 @pytest.mark.parametrize(("op", "kind"), [("c", "create"), ("r", "read"), ("u", "update")])
 def test_upserts_carry_exactly_the_models_fields(op: str, kind: str) -> None:
-    row = {"id": 7, **FIESTA, "price": 9995, "created_at": 1}
+    row = {"id": 7, **FIESTA_LISTING, "price": 9995, "created_at": 1}
 
     event = parse(key_of(7), envelope(op, row))
 
-    assert event == Event(7, kind, FIESTA, 1_700_000_000_123)
+    assert event == Event(7, kind, FIESTA_LISTING, 1_700_000_000_123)
 
 
 def test_the_position_of_the_change_is_kept() -> None:
-    value = json.dumps({"op": "u", "after": {"id": 7, **FIESTA},
+    value = json.dumps({"op": "u", "after": {"id": 7, **FIESTA_LISTING},
                         "source": {"ts_ms": 5, "lsn": 2**40}}).encode()  # fmt: skip
 
-    assert parse(key_of(7), value) == Event(7, "update", FIESTA, 5, 2**40)
+    assert parse(key_of(7), value) == Event(7, "update", FIESTA_LISTING, 5, 2**40)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_the_position_of_the_change_is_kept() -> None:
 def test_a_listing_the_models_schema_refuses_is_refused_with_its_field(
     row: dict, field: str
 ) -> None:
-    event = parse(key_of(7), envelope("u", {"id": 7, **FIESTA, **row}))
+    event = parse(key_of(7), envelope("u", {"id": 7, **FIESTA_LISTING, **row}))
 
     assert (event.car_id, event.kind, event.listing) == (7, "update", None)
     assert event.refused is not None and event.refused.field == field
@@ -61,7 +61,7 @@ def test_delete_and_tombstone_ask_to_remove_the_prediction() -> None:
 
 
 def test_the_id_comes_from_the_row_when_there_is_no_key() -> None:
-    assert parse(None, envelope("c", {"id": 9, **FIESTA})).car_id == 9
+    assert parse(None, envelope("c", {"id": 9, **FIESTA_LISTING})).car_id == 9
     assert parse(None, envelope("d", {"id": 9})).car_id == 9
 
 

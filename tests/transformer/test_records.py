@@ -7,7 +7,7 @@ import json
 
 from model.api_schema import PricePrediction
 from tests.connectors import contract
-from tests.transformer.conftest import CDC_TOPIC, MessageOf, key_of
+from tests.support import CDC_TOPIC, MessageOf, key_of
 from transformer.batch import DeadLetter, build
 from transformer.events import Event, Reason, Refusal
 from transformer.records import (

@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Messag
 from prometheus_client import CollectorRegistry
 
 from model.api_schema import PricePrediction
-from tests.transformer.conftest import CDC_TOPIC, MessageOf, key_of
+from tests.support import CDC_TOPIC, FIESTA_LISTING, MessageOf, key_of
 from transformer.bentoml_client import Unavailable
 from transformer.metrics import Metrics
 from transformer.pipeline import Pipeline
@@ -185,7 +185,8 @@ def test_a_batch_is_committed_after_every_ack_with_the_last_offset_plus_one(
     with caplog.at_level(logging.INFO, logger="transformer"):
         assert h.pipeline.run_once() == "committed"
 
-    assert h.requests == [[99, 15944]], "one call, the newest version of listing 1"
+    mileage = FIESTA_LISTING["mileage"]
+    assert h.requests == [[99, mileage]], "one call, the newest version of listing 1"
     assert h.consumer.commits == [{0: 3, 1: 3}]
     assert h.calls[h.calls.index("produce") :] == ["produce"] * 5 + ["flush", "commit"]
     assert sorted(h.acked_ids()) == [1, 2, 3, 3], "3: its deletion, then its tombstone"
@@ -214,7 +215,8 @@ def test_bentoml_down_holds_the_batch_with_a_backoff_rising_to_its_cap(
 
     retries = [r.retry_in_s for r in caplog.records if getattr(r, "outcome", "") == "retried"]
     assert retries == [0.001, 0.002, 0.004, 0.004]
-    assert h.requests == [[15944, 15944]] * 5, "the same batch, read again after each wait"
+    batch = [FIESTA_LISTING["mileage"]] * 2
+    assert h.requests == [batch] * 5, "the same batch, read again after each wait"
     assert h.calls.index("produce") > h.calls.index("pause") > h.calls.index("seek")
     assert h.calls.count("consume") > 5, "polled while waiting: the consumer stays in its group"
     assert h.consumer.commits == [{0: 2}] and h.consumer.paused == set()

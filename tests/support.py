@@ -154,13 +154,8 @@ def end_offsets(settings: StackSettings, topic: str) -> list[TopicPartition]:
         consumer.close()
 
 
-def read_until(
-    settings: StackSettings,
-    start: list[TopicPartition],
-    done: Callable[[list[Message]], bool],
-    timeout: float = 30,
-) -> list[Message]:
-    """Read from `start` (no consumer group commits) until `done(messages)` or timeout."""
+def _reader(settings: StackSettings, start: list[TopicPartition]) -> Consumer:
+    """A consumer assigned to `start`: it joins no group and commits nothing."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -169,6 +164,17 @@ def read_until(
         }
     )
     consumer.assign(start)
+    return consumer
+
+
+def read_until(
+    settings: StackSettings,
+    start: list[TopicPartition],
+    done: Callable[[list[Message]], bool],
+    timeout: float = 30,
+) -> list[Message]:
+    """Read from `start` (no consumer group commits) until `done(messages)` or timeout."""
+    consumer = _reader(settings, start)
     messages: list[Message] = []
     deadline = time.monotonic() + timeout
     try:
@@ -189,14 +195,7 @@ def read_to_end(
 ) -> list[Message]:
     """Every record from `start` up to the end each partition has now."""
     ends = {tp.partition: tp.offset for tp in end_offsets(settings, start[0].topic)}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": "tests-reader",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign(start)
+    consumer = _reader(settings, start)
     messages: list[Message] = []
     deadline = time.monotonic() + timeout
     at = {tp.partition: tp.offset for tp in start}  # position() is unset before a fetch

@@ -6,28 +6,38 @@ message when the stack is not there.
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from config.settings import StackSettings
 from stack import readiness
 
+# Re-exported for the tests that still import them from here (tests/operations); the
+# helpers live in tests/support.py.
+from tests.support import end_offsets, json_or_none, read_until, wait_for  # noqa: F401
+
 #: fixtures that train a model or serve one of their own
 SLOW_FIXTURES = {"synthetic_model", "server"}
+#: the destructive tests, which run last and in this order (the others keep theirs)
+DESTRUCTIVE = ("tests/stack/test_lifecycle.py", "tests/faults/")
+
+
+def _destructive_rank(item: pytest.Item) -> int:
+    """0 for a test that leaves the stack alone, else 1 + its place in DESTRUCTIVE."""
+    return next((n for n, path in enumerate(DESTRUCTIVE, 1) if item.nodeid.startswith(path)), 0)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark what `make test-unit` leaves out: `stack` for every test that uses the running
     stack (through `stack_ready`, also behind `db`, `producer`, ...), `slow` for the
-    training and serving fixtures; a test can also carry the mark itself. The fault matrix
-    runs last: it stops, kills and scales the stack, and every other test should see it
-    undisturbed (each fault heals it, so the order is for clarity, not correctness)."""
-    items.sort(key=lambda item: item.nodeid.startswith("tests/faults/"))
+    training and serving fixtures; a test can also carry the mark itself. The destructive
+    tests run last, `make down` / `make up` and then the fault matrix: they stop, kill and
+    scale the stack, and every other test should see it undisturbed (each heals it, so the
+    order is for clarity, not correctness)."""
+    items.sort(key=_destructive_rank)
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if "stack_ready" in names:
@@ -57,56 +67,6 @@ def db(stack_ready: StackSettings) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def end_offsets(settings: StackSettings, topic: str) -> list[TopicPartition]:
-    """The current end of every partition: where a reader of 'what happens next' starts."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tests-offsets"}
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = []
-        for partition in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            ends.append(TopicPartition(topic, partition, high))
-        return ends
-    finally:
-        consumer.close()
-
-
-def read_until(
-    settings: StackSettings,
-    start: list[TopicPartition],
-    done: Callable[[list[Message]], bool],
-    timeout: float = 30,
-) -> list[Message]:
-    """Read from `start` (no consumer group commits) until `done(messages)` or timeout."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": "tests-reader",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign(start)
-    messages: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            messages.append(message)
-            if done(messages):
-                return messages
-    finally:
-        consumer.close()
-    return messages
-
-
-def json_or_none(raw: bytes | None) -> dict | None:
-    return None if raw is None else json.loads(raw)
-
-
 @pytest.fixture()
 def producer(stack_ready: StackSettings) -> Iterator[Producer]:
     producer = Producer(
@@ -118,15 +78,3 @@ def producer(stack_ready: StackSettings) -> Iterator[Producer]:
     )
     yield producer
     assert producer.flush(10) == 0, "records still undelivered after 10 s"
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30, interval: float = 0.5) -> object:
-    """Poll until condition() is truthy; returns its value or fails with the last value."""
-    deadline = time.monotonic() + timeout
-    value = condition()
-    while not value:
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s (last value: {value!r})")
-        time.sleep(interval)
-        value = condition()
-    return value

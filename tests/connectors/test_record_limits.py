@@ -10,7 +10,7 @@ from config.settings import StackSettings
 from model import listing_rules as rules
 from stack.kafka import TOPICS
 from stack.render import template_values
-from tests.conftest import end_offsets, json_or_none, read_until
+from tests.support import end_offsets, json_or_none, read_until
 
 #: A listing the table accepts is this many times smaller than the record limit, at least.
 HEADROOM = 64

@@ -12,8 +12,8 @@ from confluent_kafka import Producer
 from config.settings import StackSettings
 from model.api_schema import PricePrediction as Prediction
 from stack.connectors import ConnectorState, connector_state
-from tests.conftest import end_offsets, read_until, wait_for
 from tests.connectors import contract
+from tests.support import end_offsets, read_until, wait_for
 from transformer.events import Event
 from transformer.records import prediction_key, prediction_value
 

@@ -6,7 +6,7 @@ import psycopg
 from confluent_kafka import Message
 
 from config.settings import StackSettings
-from tests.conftest import end_offsets, json_or_none, read_until
+from tests.support import end_offsets, json_or_none, read_until
 
 LISTING = ("Focus", 2019, 13500, "Manual", 12000, "Petrol", 145, 58.9, 1.0)
 

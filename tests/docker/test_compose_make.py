@@ -1,4 +1,4 @@
-"""`make compose-up` / `make compose-down` and the README section for the Docker path."""
+"""`make compose-up` / `make compose-down`, and the services the README's Docker commands name."""
 
 from __future__ import annotations
 
@@ -50,18 +50,6 @@ def test_compose_down_stops_and_keeps_the_data() -> None:
     assert commands == ["docker compose down"]
 
 
-def test_readme_section_says_how_the_docker_path_is_checked() -> None:
-    text = docker_section()
-    assert "statically" in text and "make test" in text
-    for command in ("docker compose up", "docker compose down", "make compose-up"):
-        assert command in text
-
-
 def test_readme_commands_name_real_services() -> None:
     for name in re.findall(r"docker compose (?:logs -f|run --rm|restart) (\S+)", docker_section()):
         assert name in services(), name
-
-
-def test_readme_mentions_containerize_only_if_bento_uses_it() -> None:
-    uses_containerize = any("containerize" in str(svc) for svc in services().values())
-    assert ("bentoml containerize" in docker_section()) == uses_containerize

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
+import httpx
+import pytest
 from docker_facts import (
     DOCKERFILE,
     TEMPLATES,
@@ -25,7 +29,7 @@ from docker_facts import (
     supervisor_command,
 )
 
-from config.settings import REPO_ROOT, StackSettings
+from config.settings import REPO_ROOT, ServiceSettings, StackSettings
 from stack import readiness
 from stack.connectors import CONNECTORS_DIR
 
@@ -212,11 +216,33 @@ def test_connect_is_ready_when_the_local_readiness_check_would_say_so() -> None:
         assert plugin in check
 
 
-def test_python_services_use_the_local_readiness_endpoints() -> None:
-    assert "/readyz" in healthcheck_text(services()["bento"])
-    assert "/metrics" in healthcheck_text(services()["transformer"])
-    source = (REPO_ROOT / "stack" / "readiness.py").read_text()
-    assert "/readyz" in source and "metrics" in source
+HEALTHCHECK_URL = re.compile(r"http://127\.0\.0\.1:\$\{(\w+)\}(/[^'\"\s]*)")
+
+
+@pytest.mark.parametrize(
+    ("service", "check"),
+    [("bento", readiness.bentoml_ready), ("transformer", readiness.transformer_ready)],
+)
+def test_python_services_use_the_local_readiness_endpoints(
+    service: str, check: readiness.Check, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container's healthcheck asks the port and path the local readiness check asks."""
+    env = read_env_file()
+    asked: list[str] = []
+
+    def get(url: str, **_: object) -> httpx.Response:
+        asked.append(url)
+        return httpx.Response(200)
+
+    monkeypatch.setattr(readiness.httpx, "get", get)
+    ports = {
+        "bentoml_port": env["BENTOML_PORT"],
+        "transformer_metrics_port": env["TRANSFORMER_METRICS_PORT"],
+    }
+    assert check(SimpleNamespace(services=ServiceSettings(**ports))) is None  # type: ignore[arg-type]
+    [local] = asked
+    [(variable, path)] = HEALTHCHECK_URL.findall(healthcheck_text(services()[service]))
+    assert (int(env[variable]), path) == (urlsplit(local).port, urlsplit(local).path)
 
 
 def test_image_variables_are_not_confused_with_ours() -> None:

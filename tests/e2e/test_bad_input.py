@@ -24,8 +24,7 @@ from config.settings import StackSettings
 from model.listing_rules import latest_year
 from stack.connectors import all_states
 from stack.supervisor import Supervisor
-from tests.conftest import end_offsets, read_until, wait_for
-from tests.e2e.conftest import FIESTA, insert_listing
+from tests.support import FIESTA, end_offsets, insert_listing, read_until, wait_for
 
 PRICED_WITHIN_S = 10
 
@@ -81,6 +80,15 @@ class Pipeline:
             return found if found and found["status"] == "priced" else None
 
         return wait_for(status, timeout=timeout, interval=0.2)  # type: ignore[return-value]
+
+    def refused(self, car_id: int) -> dict:
+        """The listing's prediction once it is a refusal."""
+
+        def status() -> dict | None:
+            found = self.prediction(car_id)
+            return found if found and found["status"] == "refused" else None
+
+        return wait_for(status)  # type: ignore[return-value]
 
     def produce(self, value: bytes | None, raw_key: bytes | None) -> Message:
         delivered: list[Message] = []
@@ -182,8 +190,7 @@ def test_a_row_the_model_refuses_is_a_visible_refused_prediction(
 
     sent = pipeline.produce(envelope(car_id, lsn + 1, **changes), key(car_id))
 
-    refused = wait_for(lambda: (p := pipeline.prediction(car_id)) and p["status"] == "refused"
-                       and p)  # fmt: skip
+    refused = pipeline.refused(car_id)
     assert (refused["refused_field"], refused["predicted_price"]) == (field, None)
     assert refused["reason"].startswith(f"{field}: ")
     verdict = pipeline.db.execute(
@@ -253,7 +260,10 @@ def test_a_raw_message_goes_to_the_dlq_with_its_reason(pipeline: Pipeline, case:
     if case == "huge_near_the_limit":
         assert headers["dlq.trimmed"] == b"true"
         assert headers["dlq.original.size"] == str(len(value)).encode()
-        assert wait_for(lambda: pipeline.prediction(car_id)["status"] == "refused")
+        # the listing's row becomes the refusal of this event (its model name, 1 MB long)
+        refused = pipeline.refused(car_id)
+        assert (refused["refused_field"], refused["predicted_price"]) == ("model", None)
+        assert refused["reason"].startswith("model: "), refused
     pipeline.assert_healthy()
 
 
@@ -305,8 +315,9 @@ def test_a_refused_update_replaces_the_price_and_a_valid_one_prices_again(
     lsn = pipeline.priced(car_id)["source_lsn"]
 
     pipeline.produce(envelope(car_id, lsn + 1, year=1850), key(car_id))
-    refused = wait_for(lambda: pipeline.prediction(car_id)["status"] == "refused")
-    assert refused
+    refused = pipeline.refused(car_id)
+    assert (refused["refused_field"], refused["predicted_price"]) == ("year", None)
+    assert refused["reason"].startswith("year: ") and refused["source_lsn"] == lsn + 1, refused
     pipeline.db.execute("UPDATE tbl_car_price SET mileage = 8000 WHERE id = %s", (car_id,))
 
     priced = pipeline.priced(car_id)

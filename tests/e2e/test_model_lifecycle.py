@@ -21,9 +21,15 @@ import pytest
 
 from config.settings import REPO_ROOT, StackSettings
 from model.client import serving_info
-from tests.conftest import wait_for
-from tests.e2e.conftest import FIELDS, insert_listing, prediction, served_prediction
 from tests.model.support import make_ford_like
+from tests.support import (
+    FIELDS,
+    generated_listing,
+    insert_listing,
+    prediction,
+    served_prediction,
+    wait_for,
+)
 
 LISTINGS = 600  # a few incremental snapshot chunks
 EDITED = 6
@@ -85,26 +91,12 @@ def models(stack_ready: StackSettings, tmp_path_factory: pytest.TempPathFactory)
 
 def _hammer(url: str, stop: threading.Event, answers: list[tuple[int, str]]) -> None:
     """Price one listing in a loop, recording (status, model_version) of every answer."""
-    body = {"listings": [{k: v for k, v in _listing(0).items() if k != "price"}]}
+    body = {"listings": [{k: v for k, v in generated_listing(0).items() if k != "price"}]}
     with httpx.Client(timeout=30) as client:
         while not stop.is_set():
             response = client.post(f"{url}/predict", json=body)
             version = response.json()[0]["model_version"] if response.status_code == 200 else ""
             answers.append((response.status_code, version))
-
-
-def _listing(i: int) -> dict:
-    return dict(
-        model=["Fiesta", "Focus", "Kuga", "EcoSport"][i % 4],
-        year=2012 + i % 9,
-        price=5000 + 10 * i,
-        transmission="Manual",
-        mileage=5000 + 37 * i,
-        fuel_type="Petrol",
-        tax=145,
-        mpg=55.4,
-        engine_size=1.0 + (i % 3) * 0.5,
-    )
 
 
 def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everything(
@@ -114,19 +106,23 @@ def test_deploy_switches_without_a_failed_request_then_rescore_reprices_everythi
     ids: list[int] = []
     try:
         for i in range(LISTINGS):
-            ids.append(insert_listing(db, _listing(i)))
+            ids.append(insert_listing(db, generated_listing(i)))
         wait_for(lambda: all(prediction(db, i) for i in (ids[0], ids[-1])), timeout=120)
 
         # Deploy while a client keeps asking: every answer is a 200, old then new version.
         stop, answers = threading.Event(), []
         hammer = threading.Thread(target=_hammer, args=(url, stop, answers))
         hammer.start()
-        time.sleep(1)
-        deployed = _run(stack_ready, "model.deploy", "--tag", models["new"], "--force")
-        time.sleep(1)
-        stop.set()
-        hammer.join(30)
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        try:
+            wait_for(lambda: answers, timeout=60, interval=0.1)  # the old model answers first
+            deployed = _run(stack_ready, "model.deploy", "--tag", models["new"], "--force")
+            assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+            # the deploy returns once the service answers with the new model: the hammer
+            # sees it too, at its own pace (one request at a time)
+            wait_for(lambda: answers[-1][1] == models["new"], timeout=60, interval=0.1)
+        finally:
+            stop.set()
+            hammer.join(30)
         assert {status for status, _ in answers} == {200}, answers
         versions = [v for _, v in answers]
         assert versions[0] == models["before"] and versions[-1] == models["new"]

@@ -13,8 +13,17 @@ import pytest
 from confluent_kafka import Producer
 
 from config.settings import StackSettings
-from tests.conftest import end_offsets, read_until, wait_for
-from tests.e2e.conftest import FIELDS, FIESTA, insert_listing, prediction, served_prediction
+from tests.support import (
+    FIELDS,
+    FIESTA,
+    end_offsets,
+    generated_listings,
+    insert_listing,
+    prediction,
+    read_until,
+    served_prediction,
+    wait_for,
+)
 
 
 def test_insert_gets_the_served_price_within_10_seconds(
@@ -54,30 +63,10 @@ def test_update_changes_the_prediction_and_delete_removes_it(
     wait_for(lambda: prediction(db, car_id) is None, timeout=10, interval=0.2)
 
 
-def _generated_listings(count: int) -> list[dict]:
-    models = ["Fiesta", "Focus", "Kuga", "EcoSport", "Mondeo", "Puma", "Galaxy", "S-MAX"]
-    listings = []
-    for i in range(count):
-        listings.append(
-            dict(
-                model=models[i % len(models)],
-                year=2010 + i % 11,
-                price=5000 + (i * 37) % 15000,
-                transmission=("Manual", "Automatic", "Semi-Auto")[i % 3],
-                mileage=1000 + (i * 7919) % 120000,
-                fuel_type=("Petrol", "Diesel", "Hybrid")[i % 3],
-                tax=(0, 20, 145, 150)[i % 4],
-                mpg=40.0 + (i % 30),
-                engine_size=(1.0, 1.5, 2.0)[i % 3],
-            )
-        )
-    return listings
-
-
 def test_2000_listings_in_one_transaction_get_exactly_2000_predictions(
     stack_ready: StackSettings, db: psycopg.Connection, cleanup: list[int]
 ) -> None:
-    listings = _generated_listings(2000)
+    listings = generated_listings(2000)
     with db.transaction(), db.cursor() as cursor:
         columns = ", ".join(FIELDS)
         cursor.executemany(

@@ -1,6 +1,6 @@
 """`make chaos`'s table: `python -m tests.faults.chaos_table RESULTS.jsonl` prints the fault
-matrix's results (one JSON line per fault, written by tests/faults/conftest.py) and exits 1
-unless every fault lost, staled and resurrected nothing."""
+matrix's results (one JSON line per fault, written by tests/faults/matrix.py) and exits 1
+unless every fault hit listings in flight and lost, staled and resurrected nothing."""
 
 from __future__ import annotations
 
@@ -13,13 +13,19 @@ def main(results: Path) -> int:
     rows = (
         [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
     )
-    print(f"{'fault':<32} {'listings':>8} {'lost':>6} {'stale':>6} {'back':>6} {'recover s':>9}")
+    print(
+        f"{'fault':<32} {'listings':>8} {'in flight':>9} {'lost':>6} {'stale':>6} {'back':>6} "
+        f"{'recover s':>9}"
+    )
     for row in rows:
         print(
-            f"{row['fault']:<32} {row['listings']:>8} {row['lost']:>6} {row['stale']:>6} "
-            f"{row['resurrected']:>6} {row['recover_s']:>9}"
+            f"{row['fault']:<32} {row['listings']:>8} {row['in_flight']:>9} {row['lost']:>6} "
+            f"{row['stale']:>6} {row['resurrected']:>6} {row['recover_s']:>9}"
         )
-    return 0 if rows and all(r["lost"] == r["stale"] == r["resurrected"] == 0 for r in rows) else 1
+    healed = all(
+        r["in_flight"] > 0 and r["lost"] == r["stale"] == r["resurrected"] == 0 for r in rows
+    )
+    return 0 if rows and healed else 1
 
 
 if __name__ == "__main__":

@@ -19,16 +19,19 @@ from config.settings import REPO_ROOT, StackSettings
 from stack import connectors
 from stack.readiness import instance_ready
 from stack.supervisor import Supervisor
-from tests.conftest import wait_for
-from tests.faults.conftest import (
+from tests.faults.matrix import (
     Load,
     assert_healed,
     change_some,
+    fault_began,
     judge,
     keep_down,
     pid_of,
+    state_of,
     wait_for_program,
+    wait_streaming,
 )
+from tests.support import wait_for
 from transformer.settings import Settings as TransformerSettings
 
 EXTRA = ("transformer-2", "connect-2")
@@ -88,11 +91,12 @@ def scaled_out(stack_ready: StackSettings) -> Iterator[StackSettings]:
 
 def test_one_of_two_transformers_killed(scaled_out: StackSettings, load: Load) -> None:
     supervisor = Supervisor(scaled_out)
-    time.sleep(0.5)  # the COPY is committed and streaming
+    wait_streaming(scaled_out, load)
     old = pid_of(supervisor, "transformer-2")
     os.kill(old, signal.SIGKILL)
+    fault_began(scaled_out, load)
     keep_down(supervisor, "transformer-2")
-    change_some(scaled_out, load)
+    change_some(scaled_out, load, lambda: state_of(supervisor, "transformer-2") == "STOPPED")
     # after the session timeout the survivor owns every partition of the CDC topic
     partitions = len(
         AdminClient({"bootstrap.servers": scaled_out.kafka.bootstrap_servers})
@@ -105,17 +109,18 @@ def test_one_of_two_transformers_killed(scaled_out: StackSettings, load: Load) -
     verdict = judge(scaled_out, "1 of 2 transformers SIGKILL", load, ended)
     supervisor.start_program("transformer-2")
     wait_for_program(supervisor, "transformer-2", old)
-    assert_healed(scaled_out, verdict)
+    assert_healed(scaled_out, verdict, load)
 
 
 def test_one_of_two_connect_workers_killed(scaled_out: StackSettings, load: Load) -> None:
     supervisor = Supervisor(scaled_out)
     survivor = f"{scaled_out.connect.connect_host}:{connect_port(scaled_out, 1)}"
-    time.sleep(0.5)
+    wait_streaming(scaled_out, load)
     old = pid_of(supervisor, "connect-2")
     os.kill(old, signal.SIGKILL)
+    fault_began(scaled_out, load)
     keep_down(supervisor, "connect-2")
-    change_some(scaled_out, load)
+    change_some(scaled_out, load, lambda: state_of(supervisor, "connect-2") == "STOPPED")
     # after scheduled.rebalance.max.delay.ms the survivor runs every task
     wait_for(lambda: task_workers(scaled_out) == {survivor}, timeout=90)
     ended = time.monotonic()
@@ -125,7 +130,7 @@ def test_one_of_two_connect_workers_killed(scaled_out: StackSettings, load: Load
     wait_for(lambda: instance_ready(scaled_out, "connect-2") is None, timeout=120)
     # the returning worker triggers one more rebalance (the connector moves back)
     wait_for(lambda: all(s.running for s in connectors.all_states(scaled_out.connect)), timeout=60)
-    assert_healed(scaled_out, verdict)
+    assert_healed(scaled_out, verdict, load)
 
 
 def test_added_instances_are_scraped(scaled_out: StackSettings) -> None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from config.settings import REPO_ROOT
 from model import listing_rules as rules
 from model.api_schema import Listing
-from tests.e2e.conftest import FIESTA
+from tests.support import FIESTA
 
 VALID: dict[str, Any] = dict(FIESTA)  # one valid listing, shared with the e2e tests
 INSERT = (
@@ -32,12 +32,30 @@ def _insert(db: psycopg.Connection, listing: dict[str, Any]) -> None:
         db.execute(INSERT, listing)
 
 
-def table_accepts(db: psycopg.Connection, listing: dict[str, Any]) -> bool:
+#: what the column's type itself refuses, before any CHECK: engine_size is numeric(3,1)
+TYPE_REFUSES = {"engine_size": lambda value: math.isinf(value) or abs(value) >= 99.95}
+TYPE_REFUSAL = "numeric field overflow"
+
+
+def table_refusal(db: psycopg.Connection, listing: dict[str, Any]) -> str | None:
+    """None when the table accepts the listing, else what refused it: the name of the CHECK
+    constraint, or TYPE_REFUSAL for a number its column cannot hold. Any other error (a
+    typo, a lost connection) is no refusal: it fails the test."""
     try:
         _insert(db, listing)
-    except psycopg.Error:
-        return False
-    return True
+    except psycopg.errors.CheckViolation as exc:
+        return exc.diag.constraint_name
+    except psycopg.errors.NumericValueOutOfRange:
+        return TYPE_REFUSAL
+    return None
+
+
+def refusals_expected(column: str, value: object) -> set[str]:
+    """What may refuse `value` in `column`: the column's own rules, or its type."""
+    refuses_type = TYPE_REFUSES.get(column)
+    if refuses_type is not None and isinstance(value, int | float) and refuses_type(value):
+        return {TYPE_REFUSAL}
+    return {rule.name for rule in rules.table_rules() if rule.column == column}
 
 
 def service_accepts(listing: dict[str, Any]) -> bool:
@@ -84,8 +102,8 @@ def _texts(column: str) -> list[str]:
     ]
 
 
-def edge_listings() -> list[tuple[str, dict[str, Any]]]:
-    """(label, listing) pairs: every rule's edges, one field changed each."""
+def edge_listings() -> list[tuple[str, str, object, dict[str, Any]]]:
+    """(label, column, value, listing): every rule's edges, one field changed each."""
     latest = rules.latest_year()
     cases: list[tuple[str, object]] = [
         ("year", y) for y in (rules.MIN_YEAR - 1, rules.MIN_YEAR, latest, latest + 1)
@@ -95,7 +113,10 @@ def edge_listings() -> list[tuple[str, dict[str, Any]]]:
     for column in rules.TEXT_MAX_CHARS:
         cases += [(column, value) for value in _texts(column)]
     cases += [("tax", None), ("mpg", None), ("price", None)]
-    return [(f"{column}={value!r:.30}", dict(VALID, **{column: value})) for column, value in cases]
+    return [
+        (f"{column}={value!r:.30}", column, value, dict(VALID, **{column: value}))
+        for column, value in cases
+    ]
 
 
 def _known_categories(listing: dict[str, Any]) -> bool:
@@ -113,20 +134,23 @@ def _valid_price(listing: dict[str, Any]) -> bool:
 
 def test_the_table_and_the_service_agree_on_every_edge(db: psycopg.Connection) -> None:
     disagreements = []
-    for label, listing in edge_listings():
+    for label, column, value, listing in edge_listings():
         service = service_accepts(listing)
         expected = service and _known_categories(listing) and _valid_price(listing)
-        if table_accepts(db, listing) != expected:
+        refusal = table_refusal(db, listing)
+        if (refusal is None) != expected:
             disagreements.append(
                 f"{label}: table {'accepts' if not expected else 'refuses'}, "
                 f"service {'accepts' if service else 'refuses'}"
             )
+        elif refusal is not None and refusal not in refusals_expected(column, value):
+            disagreements.append(f"{label}: refused by {refusal}, not by a {column} rule")
     assert not disagreements, "\n".join(disagreements)
 
 
 def test_the_edges_include_both_verdicts(db: psycopg.Connection) -> None:
     """Guards the agreement test against edges that are all accepted or all refused."""
-    verdicts = {service_accepts(listing) for _, listing in edge_listings()}
+    verdicts = {service_accepts(listing) for *_, listing in edge_listings()}
     assert verdicts == {True, False}
 
 

@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from config.settings import REPO_ROOT, StackSettings
-from tests.e2e.conftest import FIESTA
+from tests.support import FIESTA
 
 VALID: dict[str, Any] = dict(FIESTA)  # one valid listing, shared with the e2e tests
 

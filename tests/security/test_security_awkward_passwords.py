@@ -23,8 +23,7 @@ from security_facts import connect_as
 
 from config.settings import REPO_ROOT, StackSettings
 from stack import readiness
-from tests.conftest import wait_for
-from tests.e2e.conftest import FIESTA, insert_listing, prediction
+from tests.support import FIESTA, insert_listing, prediction, wait_for
 
 AWKWARD = "@:/%#'\" \\&?="
 ENV_FILE = REPO_ROOT / ".env"

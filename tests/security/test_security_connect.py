@@ -8,6 +8,7 @@ reference that *must* resolve, so a probe that silently resolves nothing cannot 
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -101,18 +102,32 @@ def test_a_connector_using_the_superuser_password_gets_nothing(
         "connection.password": "${env:PG_SUPERUSER_PASSWORD}",
         "collection.name.format": "${env:PG_SUPERUSER_PASSWORD}",
     }
+    worker_log = stack_ready.log_dir / "connect.log"
+    log_start = worker_log.stat().st_size
     try:
         response = rest.put(f"/connectors/{name}/config", json=config)
         assert response.status_code in (200, 201), response.text
         status = _settled_status(rest, name)
         assert status["state"] == "FAILED", status  # resolved, it would log in and run
+        # failed for the reason that matters: it got no connection to the database ...
+        assert "Unable to determine Dialect without JDBC metadata" in status["trace"], status
+        # ... because no password reached the driver (the worker logs the driver's error;
+        # the task's trace only has Hibernate's consequence)
+        with worker_log.open("rb") as log:
+            log.seek(log_start if worker_log.stat().st_size >= log_start else 0)  # rotated
+            since = log.read().decode(errors="replace")
+        assert f"name = {name} " in since, "the probe's task did not start"
+        driver_errors = re.findall(r"PSQLException: (.*)", since)
+        assert driver_errors and set(driver_errors) == {
+            "The server requested SCRAM-based authentication, but no password was provided."
+        }, driver_errors
         everything = (
             rest.get(f"/connectors/{name}/status").text
             + rest.get(f"/connectors/{name}/config").text
             + rest.get(f"/connectors/{name}/tasks").text
         )
         for secret in passwords(stack_ready).values():
-            assert secret not in everything
+            assert secret not in everything and secret not in since
     finally:
         rest.delete(f"/connectors/{name}")
     assert rest.get(f"/connectors/{name}").status_code == 404

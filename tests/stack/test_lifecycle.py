@@ -13,6 +13,14 @@ import pytest
 from config.settings import REPO_ROOT, StackSettings
 from stack.supervisor import Supervisor
 
+#: every program of the stack, by name (a program missing from `make status` fails too)
+PROGRAMS = ("postgres", "kafka", "connect", "bentoml", "transformer", "adminer", "watchdog")
+CONNECTORS = ("car-price-predictions-sink", "car-price-source")
+ALL_RUNNING = {
+    **{program: "RUNNING" for program in PROGRAMS},
+    **{f"connector {name}": "RUNNING task0=RUNNING" for name in CONNECTORS},
+}
+
 
 def _make(target: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
@@ -24,6 +32,19 @@ def _make(target: str) -> subprocess.CompletedProcess[str]:
     )
     assert result.returncode == 0, f"make {target} failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def _states(status: str) -> dict[str, str]:
+    """`make status` lines -> {program: state, "connector <name>": "state task0=state ..."}."""
+    states = {}
+    for line in status.splitlines():
+        words = line.split()
+        if words[:1] == ["connector"] and len(words) >= 3:
+            tasks = [word for word in words[3:] if word.startswith("task")]
+            states[f"connector {words[1]}"] = " ".join([words[2], *tasks])
+        elif len(words) >= 2 and words[0] in PROGRAMS:
+            states[words[0]] = words[1]
+    return states
 
 
 def _pids(settings: StackSettings) -> dict[str, int]:
@@ -59,7 +80,7 @@ def test_up_on_a_running_stack_changes_nothing(running_stack: StackSettings) -> 
     output = _make("up").stdout
     assert _pids(running_stack) == before, "make up restarted something that was running"
     assert "every program is running" in output
-    assert "RUNNING" in output
+    assert _states(output) == ALL_RUNNING, output  # `make up` ends with `make status`
 
 
 def test_down_leaves_no_process_behind_and_up_restores(running_stack: StackSettings) -> None:
@@ -74,4 +95,4 @@ def test_down_leaves_no_process_behind_and_up_restores(running_stack: StackSetti
     finally:
         _make("up")
     status = _make("status").stdout
-    assert status.count("RUNNING") >= 5, status  # 3 programs + 2 connectors
+    assert _states(status) == ALL_RUNNING, status

@@ -138,9 +138,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 30, interval: flo
 
 def end_offsets(settings: StackSettings, topic: str) -> list[TopicPartition]:
     """The current end of every partition: where a reader of 'what happens next' starts."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tests-offsets"}
-    )
+    consumer = Consumer({**settings.kafka_admin(), "group.id": "tests-offsets"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = []
@@ -161,7 +159,7 @@ def read_until(
     """Read from `start` (no consumer group commits) until `done(messages)` or timeout."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka_admin(),
             "group.id": "tests-reader",
             "enable.auto.commit": False,
         }
@@ -189,7 +187,7 @@ def read_to_end(
     ends = {tp.partition: tp.offset for tp in end_offsets(settings, start[0].topic)}
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka_admin(),
             "group.id": "tests-reader",
             "enable.auto.commit": False,
         }
@@ -218,7 +216,7 @@ def json_or_none(raw: bytes | None) -> dict | None:
 
 def committed_offsets(settings: StackSettings, group: str, topic: str) -> dict[int, int]:
     """The group's committed offset per partition of `topic` (-1: nothing committed)."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(settings.kafka_admin())
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
     answer = admin.list_consumer_group_offsets([request])[group].result(timeout=10)

@@ -67,3 +67,12 @@ def test_no_secret_on_a_command_line(stack_ready: StackSettings) -> None:
             continue  # the process ended
         for key, secret in secrets.items():
             assert secret not in text, f"{key} on the command line of {cmdline.parent.name}"
+
+
+def test_no_kafka_or_connect_secret_in_a_log(stack_ready: StackSettings) -> None:
+    """Kafka and Connect log their configs at start (password-type values hidden)."""
+    secrets = _kafka_and_rest_secrets(stack_ready)
+    for log in stack_ready.log_dir.glob("*.log"):
+        text = log.read_text(errors="replace")
+        leaked = [key for key, secret in secrets.items() if secret in text]
+        assert not leaked, f"{log.name} holds {leaked}"

@@ -55,6 +55,7 @@ TOPIC ?= $(call setting,cdc_topic)
 WATCH_ARGS ?=
 CONSOLE_CONSUMER = java -cp ".cache/jvm/kafka/libs/*" -Dlog4j2.configurationFile=stack/tools-log4j2.properties \
 	  org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server $(call setting,bootstrap_servers) \
+	  --command-config "$(call setting,admin_client_properties)" \
 	  --from-beginning --property print.key=true --property print.headers=true
 watch: ## print a topic's records as they arrive (TOPIC=car_price_predictions, default the CDC topic; WATCH_ARGS: more consumer options)
 	@$(CONSOLE_CONSUMER) --topic "$(TOPIC)" $(WATCH_ARGS)

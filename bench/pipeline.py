@@ -421,10 +421,10 @@ def bridge(
     reads the CDC events of listings written for it (from the topic's end, no group)."""
     kafka = settings.kafka
     topic = f"bench.bridge.{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 4})
+    admin = AdminClient(settings.kafka_admin(log_level=4))
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": topic})
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    consumer = Consumer(settings.kafka_admin(**{"group.id": topic}))
+    producer = Producer(settings.kafka_admin())
     cdc = kafka.cdc_topic
     ends = [
         TopicPartition(cdc, p) for p in consumer.list_topics(cdc, timeout=10).topics[cdc].partitions

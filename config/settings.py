@@ -113,6 +113,42 @@ class KafkaSettings(_FromEnv):
         return self.kafka_bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
 
 
+SCRAM = "SCRAM-SHA-512"
+
+
+class KafkaPrincipals(_FromEnv):
+    """Who may use Kafka (SASL, authorised by ACLs: stack/kafka.py ensure_principals).
+    Not part of KafkaSettings, which the transformer inherits: each program gets its own
+    credentials only (stack/environments.py)."""
+
+    # SASL_PLAINTEXT on the local broker (loopback); SASL_SSL on an external cluster
+    kafka_security_protocol: str = "SASL_PLAINTEXT"
+    # the super user of the make targets and the tests: PLAIN, defined in the broker's own
+    # (0600) properties, so it exists before any SCRAM credential does
+    kafka_admin_user: str = "car-admin"
+    kafka_admin_password: str
+    kafka_admin_sasl_mechanism: str = "PLAIN"
+    # the programs: SCRAM-SHA-512 credentials `make up` creates as the admin
+    kafka_connect_user: str = "car-connect"
+    kafka_connect_password: str
+    kafka_transformer_user: str = "car-transformer"
+    kafka_transformer_password: str
+
+    def sasl(self, user: str, password: str, mechanism: str = SCRAM) -> dict[str, str]:
+        """librdkafka properties of a client authenticating as `user`."""
+        return {
+            "security.protocol": self.kafka_security_protocol,
+            "sasl.mechanism": mechanism,
+            "sasl.username": user,
+            "sasl.password": password,
+        }
+
+    def admin(self) -> dict[str, str]:
+        return self.sasl(
+            self.kafka_admin_user, self.kafka_admin_password, self.kafka_admin_sasl_mechanism
+        )
+
+
 class KafkaServerSettings(KafkaSettings):
     """What only the local broker needs besides the client view."""
 
@@ -129,10 +165,19 @@ class ConnectSettings(_FromEnv):
     connect_host: str = "127.0.0.1"
     connect_port: int = 8083
     connect: dict[str, str] = {}
+    # Connect's REST API asks every request for these (HTTP Basic; docs/security.md):
+    # make deploy-connectors, make status, the watchdog, readiness and the tests send them
+    connect_rest_user: str = "car-operator"
+    connect_rest_password: str
 
     @property
     def url(self) -> str:
         return f"http://{self.connect_host}:{self.connect_port}"
+
+    @property
+    def rest_auth(self) -> tuple[str, str]:
+        """httpx's `auth=` for the REST API (Basic)."""
+        return (self.connect_rest_user, self.connect_rest_password)
 
 
 class BentoMLSettings(_FromEnv):
@@ -216,6 +261,17 @@ class StackSettings(_FromEnv):
         return KafkaServerSettings()
 
     @cached_property
+    def kafka_principals(self) -> KafkaPrincipals:
+        return KafkaPrincipals()
+
+    def kafka_admin(self, **extra: object) -> dict[str, object]:
+        """librdkafka config of an admin client (make targets, status, tests): the
+        broker, the admin's credentials, and `extra` ("group.id", ...)."""
+        return {"bootstrap.servers": self.kafka.bootstrap_servers} | (
+            self.kafka_principals.admin() | extra
+        )
+
+    @cached_property
     def connect(self) -> ConnectSettings:
         return ConnectSettings()
 
@@ -286,6 +342,11 @@ class StackSettings(_FromEnv):
     @property
     def conf_dir(self) -> Path:
         return self.state_dir / "conf"
+
+    @property
+    def admin_client_properties(self) -> Path:
+        """The admin's Java client settings (make watch), rendered 0600."""
+        return self.conf_dir / "admin-client.properties"
 
     @property
     def supervisor_conf(self) -> Path:

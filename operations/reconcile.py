@@ -9,6 +9,12 @@ the normal pipeline prices it; the newest state wins as for any edit.
 
 Debezium's `source.ts_ms` is in milliseconds, `updated_at` in microseconds: compare at
 millisecond precision, or a fresh prediction would look older than its own listing.
+
+A stored prediction that belongs to no real state (a `source_lsn` ahead of the database's
+WAL position, or a commit time after now: a forged record, stored before migration 0008
+refused them) would win against every real state of its listing. Reconcile first has the
+database delete such rows (`discard_unreal_predictions()`, migration 0008, the app role may
+call it), so those listings are unanswered and re-sent like the others.
 """
 
 from __future__ import annotations
@@ -21,23 +27,36 @@ UNANSWERED = """
     SELECT c.id FROM tbl_car_price c
     LEFT JOIN tbl_price_prediction p ON p.car_id = c.id
     WHERE c.updated_at < now() - make_interval(secs => %(grace_s)s)
+      AND (%(ids)s::bigint[] IS NULL OR c.id = ANY(%(ids)s))
       AND (p.car_id IS NULL OR p.source_committed_at IS NULL
            OR p.source_committed_at < date_trunc('milliseconds', c.updated_at))
     ORDER BY c.id LIMIT %(limit)s
 """
+DISCARD = "SELECT discard_unreal_predictions()"
 RESEND = "UPDATE tbl_car_price SET updated_at = now() WHERE id = ANY(%(ids)s)"
 
 
-def unanswered(conn: psycopg.Connection, grace_s: float, limit: int = 50_000) -> list[int]:
-    return [row[0] for row in conn.execute(UNANSWERED, {"grace_s": grace_s, "limit": limit})]
+def unanswered(
+    conn: psycopg.Connection, grace_s: float, limit: int = 50_000, ids: set[int] | None = None
+) -> list[int]:
+    params = {"grace_s": grace_s, "limit": limit, "ids": sorted(ids) if ids is not None else None}
+    return [row[0] for row in conn.execute(UNANSWERED, params)]
+
+
+def discard_unreal(conn: psycopg.Connection) -> list[int]:
+    """Delete the stored predictions that answer no real state; their car ids."""
+    return [row[0] for row in conn.execute(DISCARD)]
 
 
 def reconcile(settings: StackSettings, grace_s: float = 60.0) -> list[int]:
-    """Re-send every unanswered listing (as the app role: it edits listings, reads
-    predictions, nothing more); returns their ids."""
+    """Discard predictions of no real state, then re-send every unanswered listing (as the
+    app role: it edits listings, reads predictions, nothing more); returns their ids."""
     pg = settings.postgres
     with psycopg.connect(pg.dsn(pg.app_db_user, pg.app_db_password), connect_timeout=5) as conn:
+        discarded = set(discard_unreal(conn))
         ids = unanswered(conn, grace_s)
+        if discarded:  # answered by nothing real, whatever their age
+            ids = sorted(set(ids) | set(unanswered(conn, 0, ids=discarded)))
         if ids:
             conn.execute(RESEND, {"ids": ids})
     return ids

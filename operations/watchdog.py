@@ -63,7 +63,9 @@ def heal_connectors(settings: StackSettings, backoff: Backoff, now: float) -> No
             continue
         if not backoff.due(state.name, now):
             continue
-        with httpx.Client(base_url=settings.connect.url, timeout=10) as client:
+        with httpx.Client(
+            base_url=settings.connect.url, auth=settings.connect.rest_auth, timeout=10
+        ) as client:
             client.post(
                 f"/connectors/{state.name}/restart",
                 params={"includeTasks": "true", "onlyFailed": "true"},

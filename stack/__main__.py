@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from config.settings import REPO_ROOT, StackSettings
 from model.client import serving_version
 from model.settings import MODEL_NAME
-from stack import connectors, kafka, monitoring, new_env, postgres, readiness
+from stack import connectors, kafka, monitoring, new_env, postgres, private, readiness
 from stack.render import render_configs
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
 from transformer.settings import Settings as TransformerSettings
@@ -35,6 +36,7 @@ def _tail(settings: StackSettings, name: str, lines: int = 40) -> str:
 
 
 def up(settings: StackSettings) -> int:
+    os.umask(private.UMASK)  # whatever the stack writes: ours alone (stack/private.py)
     for key in new_env.add_missing_passwords(REPO_ROOT / ".env", REPO_ROOT / ".env.example"):
         say(f"added a random {key} to .env")
     for warning in new_env.weaknesses(REPO_ROOT / ".env", REPO_ROOT / ".env.example"):
@@ -47,6 +49,7 @@ def up(settings: StackSettings) -> int:
         say(f"formatted KRaft storage in {settings.kafka_data_dir}")
     if ensure_model(settings) != 0:
         return 1
+    private.private_state(settings)
     say(Supervisor(settings).start())
     for name in readiness.CHECKS:
         started = time.monotonic()
@@ -56,6 +59,8 @@ def up(settings: StackSettings) -> int:
             say(f"{exc}\n--- last lines of .state/logs/{name}.log ---\n{_tail(settings, name)}")
             return 1
         say(f"{name:<9} ready ({time.monotonic() - started:.1f}s)")
+        if name == "kafka":  # before Connect and the transformer can authenticate
+            kafka.ensure_principals(settings)
     if hba_changed:
         postgres.reload_config(settings)  # a server that was already running
     if postgres.ensure_database(settings):
@@ -173,6 +178,7 @@ def _serving_model(settings: StackSettings) -> str:
 
 
 def create_topics(settings: StackSettings) -> int:
+    kafka.ensure_principals(settings)
     created = kafka.ensure_topics(settings)
     say(f"created topics {created}" if created else "every topic exists")
     return 0

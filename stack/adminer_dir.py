@@ -46,9 +46,13 @@ def prepare(settings: StackSettings) -> Path:
     folder = settings.adminer_dir
     sessions = folder / "sessions"
     sessions.mkdir(exist_ok=True)
-    shutil.copyfile(ROUTER, folder / "router.php")
-    folder.chmod(0o755)
+    router = folder / "router.php"
+    shutil.copyfile(ROUTER, router)
+    # Adminer's own: its user alone enters the folder (sessions hold logins)
+    folder.chmod(0o700)
+    router.chmod(0o600)
     sessions.chmod(0o700)
     if os.geteuid() == 0:
-        shutil.chown(sessions, user=settings.adminer_run_user, group=None)
+        for path in (folder, router, sessions):
+            shutil.chown(path, user=settings.adminer_run_user, group=None)
     return folder

@@ -74,7 +74,7 @@ def connector_state(client: httpx.Client, name: str) -> ConnectorState | None:
 
 
 def all_states(settings: ConnectSettings) -> list[ConnectorState]:
-    with httpx.Client(base_url=settings.url, timeout=5) as client:
+    with httpx.Client(base_url=settings.url, auth=settings.rest_auth, timeout=5) as client:
         names = client.get("/connectors").raise_for_status().json()
         return [state for name in sorted(names) if (state := connector_state(client, name))]
 
@@ -85,7 +85,7 @@ def deploy(
     """PUT every config, restart what had failed, then wait until each connector and its
     tasks are RUNNING. A connector still FAILED after FAILED_GRACE_S raises with its trace."""
     connectors = connectors if connectors is not None else load_connector_files()
-    with httpx.Client(base_url=settings.url, timeout=30) as client:
+    with httpx.Client(base_url=settings.url, auth=settings.rest_auth, timeout=30) as client:
         for connector in connectors:
             name = connector["name"]
             response = client.put(f"/connectors/{name}/config", json=connector["config"])

@@ -6,9 +6,11 @@ Adminer and Prometheus inherit that. Connect, BentoML, the transformer and the P
 exporter are started through stack/launch.py, which execs them with the environment
 written here for each one (`.state/env/<program>.json`, mode 0600, rewritten by every `up`
 and `restart`). Connect gets the CDC and sink credentials, never the superuser's or the
-app's; the Postgres exporter the monitoring role's alone. Every value comes from the
-settings classes (config/settings.py, transformer/settings.py, model/store.py): they
-alone read `.env` and the environment.
+app's (its own Kafka credentials are in its rendered worker properties, 0600); the
+transformer its own Kafka principal's (TRANSFORMER_KAFKA_SASL_*); the Postgres exporter
+the monitoring role's alone. Every value comes from the settings classes
+(config/settings.py, transformer/settings.py, model/store.py): they alone read `.env`
+and the environment.
 """
 
 from __future__ import annotations
@@ -95,10 +97,18 @@ def program_environment(settings: StackSettings, program: str) -> dict[str, str]
             "DATA_SOURCE_USER": pg.monitoring_db_user,
             "DATA_SOURCE_PASS": pg.monitoring_db_password,
         }
-    if program == "transformer":
+    if program == "transformer":  # its own Kafka principal, passed through to librdkafka
         from transformer.settings import Settings as TransformerSettings
 
-        return env | as_env(TransformerSettings())
+        principals = settings.kafka_principals
+        own = principals.sasl(
+            principals.kafka_transformer_user, principals.kafka_transformer_password
+        )
+        transformer = TransformerSettings()
+        # its own principal, unless TRANSFORMER_KAFKA_* says otherwise explicitly
+        kafka = {name.replace(".", "_"): value for name, value in own.items()}
+        kafka |= transformer.transformer_kafka
+        return env | as_env(transformer.model_copy(update={"transformer_kafka": kafka}))
     serving = ServingSettings(_env_file=REPO_ROOT / ".env")  # the bento reads no .env itself
     return env | as_env(BentoMLSettings(), serving) | {"BENTOML_HOME": str(settings.bentoml_home)}
 

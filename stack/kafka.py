@@ -1,4 +1,5 @@
-"""Format the KRaft log directory once and create the pipeline's topics."""
+"""Format the KRaft log directory once, create the pipeline's topics, and the principals
+(SCRAM credentials) and ACLs of the programs that use them."""
 
 from __future__ import annotations
 
@@ -6,12 +7,19 @@ import subprocess
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
     NewTopic,
+    ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
 )
 
 from config.settings import StackSettings
@@ -35,6 +43,89 @@ TOPICS: dict[str, tuple[int, dict[str, str]]] = {
     "dlq_topic": (1, DLQ),
     "sink_dlq_topic": (1, DLQ),
 }
+
+
+# Connect's own names: its worker group and internal topics (connect-distributed.properties),
+# each sink connector's consumer group (connect-<name>), the source connector's heartbeat
+# topic (__debezium-heartbeat.<topic.prefix>) and its topics (<topic.prefix>.<schema>.<table>),
+# connectors/car-price-source.json.
+CONNECT_GROUP = "car-price-connect"
+CONNECT_INTERNAL_TOPICS = "_connect-"
+CONNECTOR_GROUPS = "connect-car-price-"
+HEARTBEAT_TOPIC = "__debezium-heartbeat.car_database"
+# every topic the source connector writes starts with its topic.prefix: the CDC topic, and
+# the signal table's events during an incremental snapshot (car_database.public.debezium_signal)
+SOURCE_TOPICS = "car_database."
+
+Acl = tuple[ResourceType, str, ResourcePatternType, tuple[AclOperation, ...]]
+
+
+def acls(settings: StackSettings) -> dict[str, list[Acl]]:
+    """Each program's principal -> what it may do; nothing else is allowed to anyone but
+    the admin (the super user). docs/security.md shows the same as a table."""
+    kafka, principals = settings.kafka, settings.kafka_principals
+    from transformer.settings import Settings as TransformerSettings
+
+    group = TransformerSettings().transformer_group_id
+    topic, lit, pre = ResourceType.TOPIC, ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+    read = (AclOperation.READ, AclOperation.DESCRIBE)
+    write = (AclOperation.WRITE, AclOperation.DESCRIBE)
+    made = (AclOperation.CREATE, AclOperation.DESCRIBE_CONFIGS)  # topics Connect creates
+    return {
+        principals.kafka_transformer_user: [
+            (topic, kafka.cdc_topic, lit, read),
+            (topic, kafka.predictions_topic, lit, write),
+            (topic, kafka.dlq_topic, lit, write),
+            (ResourceType.GROUP, group, lit, (AclOperation.READ, AclOperation.DESCRIBE)),
+            (ResourceType.BROKER, "kafka-cluster", lit, (AclOperation.IDEMPOTENT_WRITE,)),
+        ],
+        principals.kafka_connect_user: [
+            # the worker: its group and its internal topics (config, offsets, status)
+            (ResourceType.GROUP, CONNECT_GROUP, lit, (AclOperation.READ, AclOperation.DESCRIBE)),
+            (topic, CONNECT_INTERNAL_TOPICS, pre, (AclOperation.ALL,)),
+            (
+                ResourceType.BROKER,
+                "kafka-cluster",
+                lit,
+                (
+                    AclOperation.DESCRIBE,
+                    AclOperation.DESCRIBE_CONFIGS,
+                    AclOperation.IDEMPOTENT_WRITE,
+                ),
+            ),  # fmt: skip
+            # the source connector: change events and heartbeats
+            (topic, SOURCE_TOPICS, pre, write + made),
+            (topic, HEARTBEAT_TOPIC, lit, write + made),
+            # the sink connector: reads predictions, writes its dead letters
+            (ResourceType.GROUP, CONNECTOR_GROUPS, pre, (AclOperation.READ, AclOperation.DESCRIBE)),
+            (topic, kafka.predictions_topic, lit, read),
+            (topic, kafka.sink_dlq_topic, lit, write + made),
+        ],
+    }
+
+
+def ensure_principals(settings: StackSettings) -> None:
+    """As the admin: upsert each program's SCRAM-SHA-512 credential (the password in
+    `.env`, so a changed one takes effect) and create its ACLs (creating an existing one
+    changes nothing)."""
+    principals = settings.kafka_principals
+    admin = AdminClient(settings.kafka_admin(log_level=4))  # no info lines in make up
+    credentials = {
+        principals.kafka_connect_user: principals.kafka_connect_password,
+        principals.kafka_transformer_user: principals.kafka_transformer_password,
+    }
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+    upserts = [UserScramCredentialUpsertion(u, info, p.encode()) for u, p in credentials.items()]
+    for future in admin.alter_user_scram_credentials(upserts).values():
+        future.result()
+    bindings = [
+        AclBinding(kind, name, pattern, f"User:{user}", "*", operation, AclPermissionType.ALLOW)
+        for user, rules in acls(settings).items()
+        for kind, name, pattern, operations in rules
+        for operation in operations
+    ]
+    for future in admin.create_acls(bindings).values():
+        future.result()
 
 
 def _storage_tool(settings: StackSettings, *args: str, stdout: int | None) -> str:
@@ -81,7 +172,7 @@ def topic_configs(settings: StackSettings) -> dict[str, str]:
 def ensure_topics(settings: StackSettings) -> list[str]:
     """Create the pipeline's topics when missing, and give every one its configs (also
     to a topic that exists already); returns those created."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(settings.kafka_admin(log_level=4))
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = {
         getattr(settings.kafka, field): (count, {**config, **topic_configs(settings)})
@@ -122,7 +213,7 @@ def ensure_topics(settings: StackSettings) -> list[str]:
 
 def describe_topic(settings: StackSettings, name: str) -> dict[str, str]:
     """The broker's view of one topic's configs (for `make status` and the tests)."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(settings.kafka_admin())
     resource = ConfigResource(ResourceType.TOPIC, name)
     entries = admin.describe_configs([resource])[resource].result()
     return {key: entry.value for key, entry in entries.items()}
@@ -134,11 +225,7 @@ class GroupLag:
 
     def __init__(self, settings: StackSettings, group_id: str, topic: str) -> None:
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
-                "group.id": group_id,
-                "enable.auto.commit": False,
-            }
+            settings.kafka_admin(**{"group.id": group_id, "enable.auto.commit": False})
         )
         self.topic = topic
         self.partitions: list[TopicPartition] = []  # read once, on the first call

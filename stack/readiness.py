@@ -30,7 +30,7 @@ def postgres_ready(settings: StackSettings) -> str | None:
 
 
 def kafka_ready(settings: StackSettings) -> str | None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 0})
+    admin = AdminClient(settings.kafka_admin(log_level=0))
     try:
         metadata = admin.list_topics(timeout=2)
     except Exception as exc:  # KafkaException: broker not up yet
@@ -40,7 +40,9 @@ def kafka_ready(settings: StackSettings) -> str | None:
 
 def connect_ready(settings: StackSettings) -> str | None:
     try:
-        response = httpx.get(f"{settings.connect.url}/connector-plugins", timeout=3)
+        response = httpx.get(
+            f"{settings.connect.url}/connector-plugins", auth=settings.connect.rest_auth, timeout=3
+        )
         response.raise_for_status()
     except httpx.HTTPError as exc:
         return f"REST not answering: {exc}"
@@ -49,9 +51,9 @@ def connect_ready(settings: StackSettings) -> str | None:
     return f"plugins missing: {missing}" if missing else None
 
 
-def _http_ok(url: str) -> str | None:
+def _http_ok(url: str, auth: tuple[str, str] | None = None) -> str | None:
     try:
-        response = httpx.get(url, timeout=3)
+        response = httpx.get(url, auth=auth, timeout=3)
     except httpx.HTTPError as exc:
         return f"{url} not answering: {exc.__class__.__name__}"
     return None if response.status_code < 400 else f"{url} answered {response.status_code}"
@@ -88,7 +90,8 @@ def instance_ready(settings: StackSettings, name: str) -> str | None:
         port = services.transformer_metrics_port + offset
         return _http_ok(f"http://{services.transformer_metrics_host}:{port}/metrics")
     connect = settings.connect
-    return _http_ok(f"http://{connect.connect_host}:{connect.connect_port + offset}/connectors")
+    url = f"http://{connect.connect_host}:{connect.connect_port + offset}/connectors"
+    return _http_ok(url, auth=connect.rest_auth)
 
 
 # in start order; `make up` waits for each, `make status` reports each

@@ -18,9 +18,59 @@ from stack import monitoring
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+def _jaas_string(text: str) -> str:
+    """A JAAS option value: quoted, `\\` and `"` escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _property_value(text: str) -> str:
+    """A value as java.util.Properties reads it back (backslash escapes)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _property_key(text: str) -> str:
+    """A key as java.util.Properties reads it back (`=`, `:`, blanks escaped too)."""
+    escaped = _property_value(text)
+    for char in "=: \t#!":
+        escaped = escaped.replace(char, "\\" + char)
+    return escaped
+
+
+def jaas(module: str, **options: str) -> str:
+    """A `sasl.jaas.config` property value."""
+    pairs = " ".join(f"{name}={_jaas_string(value)}" for name, value in options.items())
+    return _property_value(f"{module} required {pairs};")
+
+
 def template_values(settings: StackSettings) -> dict[str, str]:
-    kafka, connect = settings.kafka, settings.connect
+    kafka, connect, principals = settings.kafka, settings.connect, settings.kafka_principals
+    admin_user, admin_password = principals.kafka_admin_user, principals.kafka_admin_password
     return {
+        "kafka_security_protocol": principals.kafka_security_protocol,
+        "kafka_admin_user": admin_user,
+        "admin_plain_jaas": jaas(
+            "org.apache.kafka.common.security.plain.PlainLoginModule",
+            username=admin_user,
+            password=admin_password,
+            **{f"user_{admin_user}": admin_password},
+        ),
+        "kafka_admin_sasl_mechanism": principals.kafka_admin_sasl_mechanism,
+        "admin_client_jaas": jaas(
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+            if principals.kafka_admin_sasl_mechanism == "PLAIN"
+            else "org.apache.kafka.common.security.scram.ScramLoginModule",
+            username=admin_user,
+            password=admin_password,
+        ),
+        "connect_rest_users": _property_key(connect.connect_rest_user)
+        + "="
+        + _property_value(connect.connect_rest_password),
+        "connect_rest_users_file": str(settings.conf_dir / "connect-rest-users.properties"),
+        "connect_scram_jaas": jaas(
+            "org.apache.kafka.common.security.scram.ScramLoginModule",
+            username=principals.kafka_connect_user,
+            password=principals.kafka_connect_password,
+        ),
         "kafka_host": kafka.kafka_host,
         "kafka_port": str(kafka.kafka_port),
         "bootstrap_servers": kafka.bootstrap_servers,
@@ -44,6 +94,8 @@ STACK_CONNECT_SETTINGS = {
     "CONNECT_HEAP_OPTS",
     "CONNECT_JMX_PORT",
     "CONNECT_WORKERS",
+    "CONNECT_REST_USER",
+    "CONNECT_REST_PASSWORD",
 }
 
 

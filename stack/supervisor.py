@@ -6,6 +6,7 @@ and each program see.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -67,14 +68,23 @@ class Supervisor:
         except (OSError, xmlrpc.client.Fault):
             return None
 
+    def _config_digest(self) -> str:
+        digest = hashlib.sha256(self.settings.supervisor_conf.read_bytes())
+        for path in sorted(self.settings.conf_dir.glob("*")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
     def start(self) -> str:
         """Start supervisord, or start whatever it has that is not running. A supervisord
         started with other settings (ports, paths: its environment) is restarted first, so
-        a changed `.env` or a supervisord.conf naming new settings takes effect."""
+        a changed `.env` or a supervisord.conf naming new settings takes effect; so does a
+        changed supervisord.conf or rendered config (`.state/conf/`: e.g. the broker's SASL
+        listeners after an upgrade), compared by digest."""
         environments.write_program_environments(self.settings)
         adminer_dir.prepare(self.settings)
         env = supervisord_environment(self.settings)
         ours = {k: v for k, v in env.items() if k not in environments.OS_BASICS}
+        ours["config_digest"] = self._config_digest()
         stamp, restarted = self.settings.state_dir / "supervisord.env.json", ""
         if self.daemon_pid() is not None and (
             not stamp.exists() or json.loads(stamp.read_text()) != ours

@@ -67,7 +67,7 @@ def db(stack_ready: StackSettings) -> Iterator[psycopg.Connection]:
 def producer(stack_ready: StackSettings) -> Iterator[Producer]:
     producer = Producer(
         {
-            "bootstrap.servers": stack_ready.kafka.bootstrap_servers,
+            **stack_ready.kafka_admin(),
             "acks": "all",
             "enable.idempotence": True,
         }

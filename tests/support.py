@@ -140,9 +140,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 30, interval: flo
 
 def end_offsets(settings: StackSettings, topic: str) -> list[TopicPartition]:
     """The current end of every partition: where a reader of 'what happens next' starts."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tests-offsets"}
-    )
+    consumer = Consumer({**settings.kafka_admin(), "group.id": "tests-offsets"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = []
@@ -158,7 +156,7 @@ def _reader(settings: StackSettings, start: list[TopicPartition]) -> Consumer:
     """A consumer assigned to `start`: it joins no group and commits nothing."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka_admin(),
             "group.id": "tests-reader",
             "enable.auto.commit": False,
         }
@@ -219,7 +217,7 @@ def json_or_none(raw: bytes | None) -> dict | None:
 
 def committed_offsets(settings: StackSettings, group: str, topic: str) -> dict[int, int]:
     """The group's committed offset per partition of `topic` (-1: nothing committed)."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(settings.kafka_admin())
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
     answer = admin.list_consumer_group_offsets([request])[group].result(timeout=10)

@@ -18,7 +18,7 @@ HEADROOM = 64
 
 def test_every_topic_has_the_record_limit_set(stack_ready: StackSettings) -> None:
     kafka = stack_ready.kafka
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    admin = AdminClient(stack_ready.kafka_admin())
     topics = [getattr(kafka, field) for field in TOPICS]
     resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
     for resource, future in admin.describe_configs(resources).items():

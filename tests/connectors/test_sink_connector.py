@@ -31,7 +31,9 @@ def _value(car_id: int, price: float, committed_ms: int) -> bytes:
 
 
 def connector_state_of(settings: StackSettings, name: str) -> ConnectorState:
-    with httpx.Client(base_url=settings.connect.url, timeout=5) as client:
+    with httpx.Client(
+        base_url=settings.connect.url, auth=settings.connect.rest_auth, timeout=5
+    ) as client:
         state = connector_state(client, name)
     assert state is not None, f"connector {name} is not deployed"
     return state

@@ -294,6 +294,11 @@ def settings_env_names(cls: type) -> set[str]:
             names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
         else:
             names.add(f"{prefix}{field_name}".upper())
+        if cls.model_config.get("env_nested_delimiter") and field.annotation in (
+            dict,
+            dict[str, str],
+        ):
+            names.add(f"{prefix}{field_name}_*".upper())  # its keys: NAME_<KEY> (a pattern)
     for member in vars(cls).values():
         if isinstance(member, functools.cached_property):
             part = typing.get_type_hints(member.func).get("return")

@@ -32,6 +32,10 @@ from docker_facts import (
 from config.settings import REPO_ROOT, ServiceSettings, StackSettings
 from stack import readiness
 from stack.connectors import CONNECTORS_DIR
+from stack.render import jaas
+
+PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
+SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
 # the properties that are about where a process listens or keeps files, not how it behaves
 KAFKA_CONTAINER_ONLY = {
@@ -39,6 +43,9 @@ KAFKA_CONTAINER_ONLY = {
     "advertised.listeners",
     "listener.security.protocol.map",
     "log.dirs",
+    # the published HOST listener authenticates like CLIENT
+    "listener.name.host.plain.sasl.jaas.config",
+    "listener.name.host.scram-sha-512.sasl.jaas.config",
 }
 CONNECT_CONTAINER_ONLY = {"listeners", "plugin.path", "config.providers.file.param.allowed.paths"}
 #: what apache/kafka and Debezium's image put on the java command line after the heap flags
@@ -69,7 +76,22 @@ def container_values() -> dict[str, str]:
         values.update({k.lower(): v for k, v in environment(services(True)[name]).items()})
     values.update({"kafka_host": "kafka", "connect_host": "connect"})
     values["bootstrap_servers"] = f"kafka:{values['kafka_port']}"
+    # the SASL placeholders, as stack/render.py fills them from the same .env values
+    rendered = template_values(SimpleNamespace(env=values))
+    values.update(rendered)
     return values
+
+
+def template_values(settings: SimpleNamespace) -> dict[str, str]:
+    values = settings.env
+    admin, password = values["kafka_admin_user"], values["kafka_admin_password"]
+    return {
+        "kafka_security_protocol": "SASL_PLAINTEXT",
+        "admin_plain_jaas": jaas(PLAIN, username=admin, password=password,
+                                 **{f"user_{admin}": password}),
+        "connect_scram_jaas": jaas(SCRAM, username=values["kafka_connect_user"],
+                                   password=values["kafka_connect_password"]),
+    }  # fmt: skip
 
 
 def env_to_property(name: str, prefix: str) -> str:
@@ -138,12 +160,22 @@ def test_the_jvms_get_supervisords_heap_and_gc_flags() -> None:
     assert docker == local_jvm_options("connect")
 
 
+def test_connect_rest_asks_for_credentials_on_both_paths() -> None:
+    """The worker's JVM gets a JAAS file for its REST extension (stack/supervisord.conf,
+    compose's KAFKA_OPTS), and the extension is a worker property (parity test above)."""
+    flag = "-Djava.security.auth.login.config="
+    assert any(a.startswith(flag) for a in supervisor_command("connect"))
+    options = environment(services()["connect"])[AGENT_OPTIONS].split()
+    assert any(option.startswith(flag) for option in options)
+
+
 def test_the_jvms_get_supervisords_jmx_exporter_agent_and_rules() -> None:
     """The same agent, rules file and port setting as stack/supervisord.conf; the agent's
     jar is the pom's version (compose's jmx-agent job)."""
     for program in ("kafka", "connect"):
         [local] = [a for a in supervisor_command(program) if a.startswith("-javaagent:")]
-        [docker] = environment(services()[program])[AGENT_OPTIONS].split()
+        options = environment(services()[program])[AGENT_OPTIONS].split()
+        [docker] = [option for option in options if option.startswith("-javaagent:")]
         local_jar, local_port, local_rules = re.fullmatch(
             r"-javaagent:.*/(\S+\.jar)=%\(ENV_MONITORING_HOST\)s:%\(ENV_(\w+)\)s:.*/(monitoring/jmx/\w+\.yaml)",
             local,

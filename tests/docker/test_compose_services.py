@@ -189,4 +189,4 @@ def test_kafka_host_listener_is_the_published_port() -> None:
     advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     assert listeners["HOST"].rsplit(":", 1)[1] == target
     assert advertised["HOST"] == f"{host_ip}:{published}"
-    assert advertised["PLAINTEXT"] == "kafka:${KAFKA_PORT}"
+    assert advertised["CLIENT"] == "kafka:${KAFKA_PORT}"

@@ -51,7 +51,7 @@ class Pipeline:
         self.supervisor = Supervisor(settings)
         self.pid = self.transformer_pid()
         self.producer = Producer({
-            "bootstrap.servers": self.kafka.bootstrap_servers,
+            **settings.kafka_admin(),
             "partitioner": "murmur2_random",  # the partition Connect would pick for a key
             "message.max.bytes": self.kafka.kafka_max_message_bytes,
         })  # fmt: skip

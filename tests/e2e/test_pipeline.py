@@ -108,7 +108,7 @@ def test_garbage_on_the_cdc_topic_goes_to_the_dlq_and_the_pipeline_keeps_flowing
     kafka = stack_ready.kafka
     dlq_start = end_offsets(stack_ready, kafka.dlq_topic)
     marker = f"garbage-{uuid.uuid4().hex}".encode()
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    producer = Producer(stack_ready.kafka_admin())
     producer.produce(kafka.cdc_topic, key=b'{"id": -42}', value=b"{not json " + marker)
     assert producer.flush(10) == 0
 

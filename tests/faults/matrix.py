@@ -73,7 +73,9 @@ class ConnectConfigs:
 
     @classmethod
     def now(cls, settings: StackSettings) -> ConnectConfigs:
-        with httpx.Client(base_url=settings.connect.url, timeout=10) as client:
+        with httpx.Client(
+            base_url=settings.connect.url, auth=settings.connect.rest_auth, timeout=10
+        ) as client:
             names = client.get("/connectors").raise_for_status().json()
             configs = {
                 name: client.get(f"/connectors/{name}/config").raise_for_status().json()

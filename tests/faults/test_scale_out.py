@@ -54,7 +54,7 @@ def stack_up(instances: int) -> None:
 
 def group_assignment(settings: StackSettings) -> dict[str, int]:
     """The transformer group's members (client host/id) -> how many partitions each owns."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(settings.kafka_admin())
     group_id = TransformerSettings().transformer_group_id
     group = admin.describe_consumer_groups([group_id])[group_id].result(timeout=10)
     return {member.member_id: len(member.assignment.topic_partitions) for member in group.members}
@@ -99,7 +99,7 @@ def test_one_of_two_transformers_killed(scaled_out: StackSettings, load: Load) -
     change_some(scaled_out, load, lambda: state_of(supervisor, "transformer-2") == "STOPPED")
     # after the session timeout the survivor owns every partition of the CDC topic
     partitions = len(
-        AdminClient({"bootstrap.servers": scaled_out.kafka.bootstrap_servers})
+        AdminClient(scaled_out.kafka_admin())
         .list_topics(scaled_out.kafka.cdc_topic, timeout=10)
         .topics[scaled_out.kafka.cdc_topic]
         .partitions

@@ -24,7 +24,8 @@ SINK = "io.debezium.connector.jdbc.JdbcSinkConnector"
 
 @pytest.fixture()
 def rest(stack_ready: StackSettings) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack_ready.connect.url, timeout=60) as client:
+    auth = stack_ready.connect.rest_auth
+    with httpx.Client(base_url=stack_ready.connect.url, auth=auth, timeout=60) as client:
         yield client
 
 

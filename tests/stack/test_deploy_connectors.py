@@ -40,7 +40,11 @@ def test_a_failing_connector_prints_its_trace_and_exits_non_zero(
     try:
         result = _deploy(tmp_path)
     finally:
-        httpx.delete(f"{stack_ready.connect.url}/connectors/test-broken-sink", timeout=30)
+        httpx.delete(
+            f"{stack_ready.connect.url}/connectors/test-broken-sink",
+            auth=stack_ready.connect.rest_auth,
+            timeout=30,
+        )
     assert result.returncode == 1
     assert "test-broken-sink FAILED" in result.stdout
     assert "Exception" in result.stdout and "\tat " in result.stdout, "the task's stack trace"

@@ -18,7 +18,7 @@ def test_every_placeholder_is_filled_and_ports_come_from_settings(
     settings = StackSettings(state_dir=tmp_path)
     written = {path.name: path.read_text() for path in render_configs(settings)}
 
-    assert "listeners=PLAINTEXT://127.0.0.1:19092," in written["server.properties"]
+    assert "listeners=CLIENT://127.0.0.1:19092," in written["server.properties"]
     assert "listeners=http://127.0.0.1:18083" in written["connect-distributed.properties"]
     assert "bootstrap.servers=127.0.0.1:19092" in written["connect-distributed.properties"]
     for text in written.values():

@@ -28,7 +28,7 @@ def test_dead_letter_topics_are_kept_as_logs(stack_ready: StackSettings) -> None
 def test_the_broker_creates_no_topic_by_itself(stack_ready: StackSettings) -> None:
     producer = Producer(
         {
-            "bootstrap.servers": stack_ready.kafka.bootstrap_servers,
+            **stack_ready.kafka_admin(),
             "message.timeout.ms": 3000,
             "topic.metadata.refresh.interval.ms": 500,
         }

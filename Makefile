@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # .env holds every setting (ports, passwords, data path) and is never committed. On first
-# use stack/new_env.py creates it from .env.example with random passwords (mode 0600).
+# use config/new_env.py creates it from .env.example with random passwords (mode 0600).
 # make never parses it (a password may hold `#`, `$` or `\`): a recipe that needs a setting
 # asks config/settings.py, the one place each is declared (`$(call setting,NAME)`).
-$(shell test -f .env || python3 stack/new_env.py)
+$(shell test -f .env || python3 config/new_env.py)
 
 PY      := .venv/bin/python
 setting = $(shell $(PY) -m config $(1))

@@ -7,7 +7,7 @@ COMPOSE ?= docker compose
 .PHONY: compose-up compose-down compose-ps compose-logs
 
 compose-up: ## Docker path: build the image, start everything, wait until healthy
-	@test -f .env || python3 stack/new_env.py
+	@test -f .env || python3 config/new_env.py
 	$(COMPOSE) up --detach --build --wait
 
 compose-down: ## Docker path: stop and remove the containers (the data volumes stay)

@@ -15,10 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from config import new_env
 from config.settings import REPO_ROOT, StackSettings
 from model.client import serving_version
 from model.settings import MODEL_NAME
-from stack import connectors, kafka, monitoring, new_env, postgres, private, readiness
+from stack import connectors, kafka, monitoring, postgres, private, readiness
 from stack.render import render_configs
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
 from transformer.settings import Settings as TransformerSettings

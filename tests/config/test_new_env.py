@@ -6,8 +6,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from config.new_env import create, weaknesses
 from config.settings import REPO_ROOT
-from stack.new_env import create, weaknesses
 
 EXAMPLE = REPO_ROOT / ".env.example"
 

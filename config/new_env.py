@@ -1,6 +1,6 @@
 """Create `.env` from `.env.example` with a fresh random password for every role.
 
-    python3 stack/new_env.py [--env .env] [--example .env.example]
+    python3 config/new_env.py [--env .env] [--example .env.example]
 
 Run by `make` (and `make compose-up`) when `.env` is missing: nobody starts with the
 example's well-known passwords. The file is created with mode 0600 and never
@@ -30,7 +30,7 @@ def with_new_passwords(example: str) -> tuple[str, list[str]]:
 
     text = PASSWORD_LINE.sub(replace, example)
     return (
-        "# Created by stack/new_env.py from .env.example; the passwords are random.\n" + text,
+        "# Created by config/new_env.py from .env.example; the passwords are random.\n" + text,
         keys,
     )
 

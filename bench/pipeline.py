@@ -342,6 +342,8 @@ def steady(
                              f"({time.monotonic() - started:.0f} s of {seconds:.0f})")  # fmt: skip
         done = [f.result() for f in futures if f.exception() is None]
     sent = [car_id for part in done for car_id in part]
+    if not sent and len(done) == writers:  # `until` came before the first write
+        return Run(f"steady {rate:,.0f}/s", 0, 0.0)
     try:
         if len(done) < writers:
             raise next(f.exception() for f in futures if f.exception() is not None)

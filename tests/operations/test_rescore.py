@@ -207,3 +207,53 @@ def test_a_rescore_killed_midway_and_a_transformer_killed_are_finished_by_runnin
             ),
             timeout=180,
         )
+
+
+def test_a_rescore_goes_on_through_connect_killed_under_it(
+    stack_ready: StackSettings, db: psycopg.Connection
+) -> None:
+    """Connect (the Debezium source and the JDBC sink) SIGKILLed mid-rescore: supervisor
+    starts it again, Debezium resumes from its offsets, and the same rescore ends with every
+    listing on the serving version."""
+    ids = copy_listings(db, 6000)
+    since = db.execute("SELECT now()").fetchone()[0]
+
+    def repriced() -> int:
+        return db.execute(
+            "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s) AND written_at >= %s",
+            (ids, since),
+        ).fetchone()[0]
+
+    lines: list[str] = []
+    result: list[int] = []
+    try:
+        wait_for(lambda: db.execute("SELECT count(*) FROM tbl_price_prediction WHERE "
+                                    "car_id = ANY(%s)", (ids,)).fetchone()[0] == len(ids),
+                 timeout=180)  # fmt: skip
+        since = db.execute("SELECT now()").fetchone()[0]
+        worker = threading.Thread(
+            target=lambda: result.append(
+                rescore.rescore(stack_ready, 240, everything=True, ids=(ids[0], ids[-1]),
+                                say=lambda line, **_: lines.append(line), report_s=0.5)
+            )
+        )  # fmt: skip
+        worker.start()
+        wait_for(lambda: repriced() > 300 or not worker.is_alive(), timeout=60, interval=0.05)
+        assert worker.is_alive() and repriced() < len(ids), "killed midway, not after the end"
+        connect = next(
+            p for p in Supervisor(stack_ready).processes() if p.name.startswith("connect")
+        )
+        os.kill(connect.pid, signal.SIGKILL)  # supervisor starts it again
+        worker.join(420)
+        assert result == [0], lines
+        assert repriced() == len(ids), "every listing of the range priced again"
+    finally:
+        db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
+        wait_for(
+            lambda: (
+                not db.execute(
+                    "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+                ).fetchone()[0]
+            ),
+            timeout=300,
+        )

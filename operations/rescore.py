@@ -97,9 +97,9 @@ def request_snapshot(db: psycopg.Connection, first_id: int, last_id: int) -> dat
 
 
 SLICE = 64  # listings of the first request, and the step a slice grows by
-MAX_SLICE = 1024  # the most listings one request asks for (a live change's worst wait)
+MAX_SLICE = 256  # the most listings one request asks for (a live change's worst wait)
 MAX_RATE = float("inf")  # listings/s re-read: no cap; the backlog paces (--max-rate caps it)
-MAX_BACKLOG = 300  # CDC events waiting for the transformers that a live change may meet
+MAX_BACKLOG = 256  # CDC events waiting for the transformers that a live change may meet
 DEPTH = 2  # requests in flight: the next is read while the last is priced
 PACE_S = 0.05  # how often a rescore looks whether the next slice may go
 END_CHECK_S = 0.25  # how often, every slice priced, it looks whether every listing is

@@ -10,9 +10,11 @@ then prints one table and writes the raw numbers (bench.json) and a latency CDF 
 - steady R/s: one listing per transaction at R listings/s for `--steady-seconds`;
 - latency = written_at − created_at, both from the database's clock; per hop: commit
   (Debezium source.ts_ms) → consumed by the transformer → BentoML's reply → written_at;
-- steady R/s + rescore: the first rate again while `make rescore` (operations/rescore.py, paced)
-  re-prices --rescore-listings listings of the bench's own (only those, whatever else the
-  table holds), counting only listings written while it runs;
+- rescore N idle: `make rescore` (operations/rescore.py) re-pricing --rescore-listings
+  listings of the bench's own on an otherwise idle pipeline: its rate and CPU per listing;
+- steady R/s + rescore: each of --rescore-rates while a rescore re-prices --rescore-listings
+  listings of the bench's own (only those, whatever else the table holds), counting only
+  listings written while it runs, next to the same rate without one;
 - bridge: the seed's style on the same stack, measured in the same run: poll one CDC event,
   POST one listing, produce one record, flush (listings written for it, scratch topic).
 
@@ -340,6 +342,8 @@ def steady(
                              f"({time.monotonic() - started:.0f} s of {seconds:.0f})")  # fmt: skip
         done = [f.result() for f in futures if f.exception() is None]
     sent = [car_id for part in done for car_id in part]
+    if not sent and len(done) == writers:  # `until` came before the first write
+        return Run(f"steady {rate:,.0f}/s", 0, 0.0)
     try:
         if len(done) < writers:
             raise next(f.exception() for f in futures if f.exception() is not None)
@@ -348,6 +352,40 @@ def steady(
         return _measure(db, f"steady {rate:,.0f}/s", sent, achieved)
     finally:
         _cleanup(db, sent, 120, say)
+
+
+def rescore_idle(
+    db: psycopg.Connection,
+    settings: StackSettings,
+    rows: list[tuple],
+    listings: int,
+    say: Progress,
+) -> Run:
+    """`make rescore` on an otherwise idle pipeline: `listings` listings of the bench's own are
+    priced, then re-priced (only those); rate = listings / the rescore's time, and the CPU each
+    component spent per re-priced listing."""
+    ids = _copy(db, rows, listings)
+    try:
+        _wait_priced(db, ids, 60 + listings / 500, say)
+        before, started = cpu_seconds(settings), time.monotonic()
+        outcome = rescore.rescore(
+            settings,
+            120,
+            everything=True,
+            ids=(min(ids), max(ids)),
+            say=lambda line, **_: say(f"  rescore: {line.strip()}"),
+            report_s=say.every,
+        )
+        took, after = time.monotonic() - started, cpu_seconds(settings)
+        if outcome != 0:
+            raise RuntimeError(f"the rescore of {listings:,} listings did not finish")
+        run = Run(f"rescore {listings:,} idle", listings, listings / took)
+        run.cpu_ms = {
+            name: (after[name] - before.get(name, 0.0)) * 1e3 / listings for name in after
+        }
+        return run
+    finally:
+        _cleanup(db, ids, 60 + listings / 500, say)
 
 
 def during_rescore(
@@ -564,8 +602,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rescore-listings",
         type=int,
-        default=int(env("BENCH_RESCORE_LISTINGS", "10000")),
-        help="listings the rescore re-prices during the last steady run (0: skip it)",
+        default=int(env("BENCH_RESCORE_LISTINGS", "20000")),
+        help="listings a rescore re-prices: once on an idle pipeline, then during a steady run "
+        "at each --rescore-rates (0: skip them)",
+    )
+    parser.add_argument(
+        "--rescore-rates",
+        type=float,
+        nargs="*",
+        default=[100, 500],
+        help="live listings/s written while a rescore runs, each next to the same rate without",
     )
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
     parser.add_argument(
@@ -616,14 +662,24 @@ def main(argv: list[str] | None = None) -> int:
             say(f"steady {rate:,.0f}/s for {args.steady_seconds:.0f} s")
             runs.append(steady(db, rows, rate, args.steady_seconds, say))
             say(runs[-1].line())
-        calm = runs[-len(args.rates)] if args.rates else None
-        if calm is not None and args.rescore_listings:
-            rate, listings = args.rates[0], args.rescore_listings
+        compared: list[tuple[Run, Run, str]] = []  # (with a rescore, without, what it did)
+        if args.rescore_listings:
+            listings = args.rescore_listings
+            say(f"rescore of {listings:,} listings on an otherwise idle pipeline")
+            runs.append(rescore_idle(db, settings, rows, listings, say))
+            say(runs[-1].line())
+        for rate in args.rescore_rates if args.rescore_listings else []:
+            calm = next((r for r in runs if r.name == f"steady {rate:,.0f}/s"), None)
+            if calm is None:
+                say(f"steady {rate:,.0f}/s for {args.steady_seconds:.0f} s (to compare with)")
+                runs.append(calm := steady(db, rows, rate, args.steady_seconds, say))
+                say(calm.line())
             say(f"steady {rate:,.0f}/s while a rescore re-prices {listings:,} listings of its own")
             rescoring, rescored = during_rescore(
                 db, settings, rows, listings, rate, args.steady_seconds, say
             )
             runs.append(rescoring)
+            compared.append((rescoring, calm, rescored))
             say(f"{rescoring.line()}; {rescored}")
     notes = [
         f"bulk {r.name[5:]}: first prediction {r.first_ms:,.0f} ms after commit"
@@ -638,10 +694,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if fastest:
             notes.append(f"bulk / bridge: {fastest / max(seed.rate, 1e-9):,.1f}x")
-    if calm is not None and args.rescore_listings:
-        busy, normal = runs[-1].summary(), calm.summary()
+    for rescoring, calm, rescored in compared:
+        busy, normal = rescoring.summary(), calm.summary()
         notes.append(
-            f"{runs[-1].name} vs {calm.name}: p50 {busy['p50_ms'] / normal['p50_ms']:.1f}x, "
+            f"{rescoring.name} vs {calm.name}: p50 {busy['p50_ms'] / normal['p50_ms']:.1f}x, "
             f"p99 {busy['p99_ms'] / normal['p99_ms']:.1f}x ({rescored})"
         )
     for r in runs:

@@ -115,14 +115,16 @@ def test_a_tiny_bench_measures_the_real_stack_and_leaves_no_row_behind(
     argv = ["--warm-up", "50", "--bulk", "200", "100", "100", "--rates", "20"]
     argv += ["--steady-seconds", "2"]
     argv += ["--bridge-seconds", "2"]
-    argv += ["--rescore-listings", "100"]
+    argv += ["--rescore-listings", "1000", "--rescore-rates", "20"]
     assert bench.main([*argv, "--out", str(tmp_path)]) == 0
 
     report = json.loads((tmp_path / "bench.json").read_text())
-    (bulk, _, again, steady, rescoring) = report["runs"]
+    (bulk, _, again, steady, idle, rescoring) = report["runs"]
     assert (bulk["name"], bulk["listings"], steady["name"]) == ("bulk 200", 200, "steady 20/s")
     assert again["name"] == "bulk 100 #2" and len(report["rss_after_bulk_mib"]) == 3
     assert rescoring["name"] == "steady 20/s + rescore"
+    assert (idle["name"], idle["listings"]) == ("rescore 1,000 idle", 1000) and idle["rate"] > 0
+    assert idle["cpu_ms"]["connect"] > 0, "the rescore's CPU per listing, by component"
     for run in (bulk, steady, rescoring):  # timing goals are `make bench`'s, not a test's
         assert run["listings"] > 0 and 0 < run["rate"] < math.inf, run["name"]
         assert len(run["latency_ms"]) == run["listings"], f"{run['name']}: every listing measured"
@@ -140,6 +142,7 @@ def test_a_tiny_bench_measures_the_real_stack_and_leaves_no_row_behind(
     out = capsys.readouterr().out
     assert "bulk 200" in out and "steady 20/s" in out and "bulk / bridge:" in out
     assert "steady 20/s + rescore vs steady 20/s: p50" in out and "rescore of" in out
+    assert "rescore 1,000 idle: CPU ms per listing " in out
     assert "bulk 200: CPU ms per listing " in out and "listings/s)" in out
     growth = next(line for line in out.splitlines() if "after the last 3 bulk runs" in line)
     assert all(f"{name} " in growth for name in ("postgres", "kafka", "connect", "bentoml"))
@@ -175,7 +178,7 @@ def bench_beside_other_listings(
             wait_for(lambda: bench._priced(db, foreign) == len(foreign), timeout=120)
             before = _written_at(db, foreign)
             argv = ["--warm-up", "0", "--bulk", "100", "--rates", "20", "--steady-seconds", "4"]
-            argv += ["--bridge-seconds", "0", "--rescore-listings", "100"]
+            argv += ["--bridge-seconds", "0", "--rescore-listings", "1000", "--rescore-rates", "20"]
             argv += ["--out", str(tmp_path_factory.mktemp("bench"))]
             started, lines = time.monotonic(), []
             with subprocess.Popen(
@@ -203,7 +206,9 @@ def test_the_bench_says_what_it_does_while_it_runs(bench_beside_other_listings: 
         "bulk 100: 100 listings, ",
         "steady 20/s for 4 s",
         "steady 20/s: ",
-        "steady 20/s while a rescore re-prices 100 listings of its own",
+        "rescore of 1,000 listings on an otherwise idle pipeline",
+        "rescore 1,000 idle: 1,000 listings, ",
+        "steady 20/s while a rescore re-prices 1,000 listings of its own",
         "rescore: done: every listing is priced by",
         "steady 20/s + rescore: ",
     ):

@@ -1,9 +1,10 @@
 """The prediction record contract after issue 9, as the JDBC sink and the table accept it.
 
-The transformer produces these (JsonConverter with schemas, key `car_id`); until it does,
-the sink tests build them here. `status` is 'priced', 'refused' or 'deleted' (a deletion:
-the database keeps only its position, see migration 0003); `source_lsn` is Debezium's
-`source.lsn` of the listing change the record answers.
+The transformer produces these (key `car_id`); the sink tests build them here. A record is
+its payload only: the sink's JsonConverters hold these schemas as `schema.content`.
+`status` is 'priced', 'refused' or 'deleted' (a deletion: the database keeps only its
+position, see migration 0003); `source_lsn` is Debezium's `source.lsn` of the listing
+change the record answers.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _dumps(document: Any) -> bytes:
 
 
 def key(car_id: int) -> bytes:
-    return _dumps({"schema": KEY_SCHEMA, "payload": {"car_id": car_id}})
+    return _dumps({"car_id": car_id})
 
 
 def value(
@@ -74,15 +75,12 @@ def value(
     )
     return _dumps(
         {
-            "schema": VALUE_SCHEMA,
-            "payload": {
-                "car_id": car_id,
-                "status": status,
-                **prices,
-                "reason": reason,
-                "refused_field": refused_field,
-                "source_lsn": lsn,
-                "source_committed_at": committed_ms,
-            },
+            "car_id": car_id,
+            "status": status,
+            **prices,
+            "reason": reason,
+            "refused_field": refused_field,
+            "source_lsn": lsn,
+            "source_committed_at": committed_ms,
         }
     )

@@ -100,12 +100,10 @@ def _prediction_records(messages: list, ids: set[int]) -> list[tuple[int, dict |
     """(car_id, payload or None for a tombstone, partition, offset) of our listings' records."""
     records = []
     for message in messages:
-        car_id = json_or_none(message.key())["payload"]["car_id"]
+        car_id = json_or_none(message.key())["car_id"]
         if car_id in ids:
             value = json_or_none(message.value())
-            records.append(
-                (car_id, value and value["payload"], message.partition(), message.offset())
-            )
+            records.append((car_id, value, message.partition(), message.offset()))
     return records
 
 

@@ -6,12 +6,15 @@ import hashlib
 import json
 
 from model.api_schema import PricePrediction
+from stack.connectors import load_connector_files
 from tests.connectors import contract
 from tests.support import CDC_TOPIC, MessageOf, key_of
 from transformer.batch import DeadLetter, build
 from transformer.events import Event, Reason, Refusal
 from transformer.records import (
+    KEY_SCHEMA,
     MAX_ERROR_CHARS,
+    VALUE_SCHEMA,
     dead_letter,
     for_batch,
     prediction_key,
@@ -28,24 +31,40 @@ PREDICTION = PricePrediction(
 )
 
 
+def _sink_schemas() -> tuple[dict, dict]:
+    """The schemas the sink's JsonConverters hold (`schema.content`, KIP-1054)."""
+    [sink] = [
+        c["config"]
+        for c in load_connector_files()
+        if c["config"]["connector.class"].endswith("JdbcSinkConnector")
+    ]
+    return tuple(json.loads(sink[f"{side}.converter.schema.content"]) for side in ("key", "value"))
+
+
 def test_key_is_the_connect_struct_the_sink_upserts_on() -> None:
-    assert json.loads(prediction_key(42)) == {
-        "schema": {
+    key_schema, _ = _sink_schemas()
+
+    assert json.loads(prediction_key(42)) == {"car_id": 42}, "the payload only"
+    assert (
+        key_schema
+        == KEY_SCHEMA
+        == contract.KEY_SCHEMA
+        == {
             "type": "struct",
             "name": "car_price_predictions.Key",
             "optional": False,
             "fields": [{"field": "car_id", "type": "int64", "optional": False}],
-        },
-        "payload": {"car_id": 42},
-    }
+        }
+    )
 
 
 def test_value_schema_and_payload() -> None:
     event = Event(42, "update", source_ts_ms=1_730_000_000_000, source_lsn=987654321)
+    _, value_schema = _sink_schemas()
 
     value = json.loads(prediction_value(event, PREDICTION))
 
-    fields = {f["field"]: (f["type"], f["optional"]) for f in value["schema"]["fields"]}
+    fields = {f["field"]: (f["type"], f["optional"]) for f in value_schema["fields"]}
     assert fields == {
         "car_id": ("int64", False),
         "status": ("string", False),
@@ -60,9 +79,9 @@ def test_value_schema_and_payload() -> None:
         "consumed_at": ("int64", True),
         "replied_at": ("int64", True),
     }
-    assert value["schema"] == contract.VALUE_SCHEMA, "what the sink tests hold the table to"
-    assert json.loads(prediction_key(1))["schema"] == contract.KEY_SCHEMA
-    assert value["payload"] == {
+    assert value_schema == VALUE_SCHEMA == contract.VALUE_SCHEMA, "the sink's is the table's"
+    assert set(value) <= set(fields), "no field the sink's schema does not know"
+    assert value == {
         "car_id": 42,
         "status": "priced",
         "predicted_price": 11000.5,
@@ -77,7 +96,7 @@ def test_value_schema_and_payload() -> None:
 def test_a_refused_value_has_a_reason_and_no_price() -> None:
     event = Event(7, "create", source_lsn=5)
 
-    payload = json.loads(prediction_value(event, Refusal("year: too new", "year")))["payload"]
+    payload = json.loads(prediction_value(event, Refusal("year: too new", "year")))
 
     assert payload == {
         "car_id": 7,
@@ -90,7 +109,7 @@ def test_a_refused_value_has_a_reason_and_no_price() -> None:
 
 
 def test_a_deleted_value_carries_only_the_position() -> None:
-    payload = json.loads(prediction_value(Event(7, "delete", source_lsn=9), None))["payload"]
+    payload = json.loads(prediction_value(Event(7, "delete", source_lsn=9), None))
 
     assert payload == {"car_id": 7, "status": "deleted", "source_committed_at": None,
                        "source_lsn": 9}  # fmt: skip
@@ -145,16 +164,16 @@ def test_every_message_of_a_batch_gets_its_record(change: MessageOf, message: Me
     ]
     priced = out[0].record
     assert priced.key == prediction_key(1)
-    payload = json.loads(priced.value)["payload"]
+    payload = json.loads(priced.value)
     assert (payload["source_committed_at"], payload["source_lsn"]) == (1_700_000_000_001, 5_000_001)
     assert batch.consumed_ms <= payload["consumed_at"] <= payload["replied_at"], "per-hop times"
     refused = out[1].record
-    assert json.loads(refused.value)["payload"]["reason"] == "mileage: too low"
+    assert json.loads(refused.value)["reason"] == "mileage: too low"
     letter = out[4].record
     assert letter.value == batch.messages[1].value()
     assert ("dlq.error", b"mileage: too low") in letter.headers
     deleted = out[2].record
-    assert json.loads(deleted.value)["payload"]["status"] == "deleted"
+    assert json.loads(deleted.value)["status"] == "deleted"
 
 
 def test_a_listing_the_transformer_refuses_gets_a_refused_record(change: MessageOf) -> None:
@@ -166,7 +185,7 @@ def test_a_listing_the_transformer_refuses_gets_a_refused_record(change: Message
         ("predictions", "refused"),
         ("dlq", "invalid_listing"),
     ]
-    payload = json.loads(out[0].record.value)["payload"]
+    payload = json.loads(out[0].record.value)
     assert (payload["status"], payload["refused_field"]) == ("refused", "year")
     assert "predicted_price" not in payload and payload["reason"].startswith("year: ")
 
@@ -182,7 +201,7 @@ def test_a_delete_then_its_tombstone_send_the_deletion_then_the_tombstone(
         (False, "deleted"),
         (True, "tombstone"),
     ]
-    assert json.loads(out[0].record.value)["payload"]["source_lsn"] == 77
+    assert json.loads(out[0].record.value)["source_lsn"] == 77
     assert out[1].record.key == prediction_key(3)
 
 

@@ -164,9 +164,7 @@ class Harness:
     def acked_ids(self, topic: str = "car_price_predictions") -> list[int]:
         import json
 
-        return [
-            json.loads(k)["payload"]["car_id"] for t, k, _, _ in self.producer.acked if t == topic
-        ]
+        return [json.loads(k)["car_id"] for t, k, _, _ in self.producer.acked if t == topic]
 
     def metric(self, name: str, **labels: str) -> float | None:
         return self.metrics.registry.get_sample_value(name, labels)
@@ -390,7 +388,7 @@ def test_a_listing_whose_prediction_raises_is_an_internal_error_alone(
 
     assert h.consumer.commits == [{0: 2}]
     statuses = {
-        json.loads(k)["payload"]["car_id"]: json.loads(v)["payload"]["status"]
+        json.loads(k)["car_id"]: json.loads(v)["status"]
         for t, k, v, _ in h.producer.acked
         if t == "car_price_predictions"
     }

@@ -27,14 +27,14 @@ up: bootstrap ## start the whole pipeline (idempotent): stack, migrations, conne
 	@$(PY) -m stack up
 	@$(MAKE) --no-print-directory migrate
 	@$(MAKE) --no-print-directory deploy-connectors
-	@$(PY) -m stack status
+	@$(PY) -m operations.status
 	@$(PY) -m stack urls
 
 down: ## stop every process of the stack cleanly
 	@if [ -x $(PY) ]; then $(PY) -m stack down; else echo "stack was never set up"; fi
 
-status: ## one line per component, plus each connector's and task's state
-	@$(PY) -m stack status
+status: ## one line per component, each connector's and task's state, the slot, firing alerts
+	@$(PY) -m operations.status
 
 restart: ## restart one program after a code change (P=transformer|bentoml|connect|...)
 	@$(PY) -m stack restart $(P)

@@ -37,7 +37,7 @@ import psycopg
 
 from config.settings import StackSettings
 from model.client import serving_version
-from stack.kafka import GroupLag
+from operations.lag import GroupLag
 from transformer.settings import Settings as TransformerSettings
 
 SIGNAL_TABLE = "public.debezium_signal"

@@ -8,7 +8,6 @@ running, and waits until every component answers.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import subprocess
 import sys
@@ -17,12 +16,10 @@ from pathlib import Path
 
 from config import new_env
 from config.settings import REPO_ROOT, StackSettings
-from model.client import serving_version
 from model.settings import MODEL_NAME
 from stack import connectors, kafka, monitoring, postgres, private, readiness
 from stack.render import render_configs
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
-from transformer.settings import Settings as TransformerSettings
 
 
 def say(message: str) -> None:
@@ -126,58 +123,6 @@ def down(settings: StackSettings) -> int:
     return 0
 
 
-def status(settings: StackSettings) -> int:
-    supervisor = Supervisor(settings)
-    if supervisor.daemon_pid() is None:
-        say("stack is down (supervisord not running) — `make up` starts it")
-        return 3
-    order = [*readiness.CHECKS, "watchdog"]
-    processes = sorted(  # extra instances (connect-2, ...) right after the first
-        supervisor.processes(), key=lambda p: (order.index(p.name.split("-")[0]), p.name)
-    )
-    for process in processes:
-        check = readiness.CHECKS.get(process.name)
-        if "-" in process.name:
-            check = functools.partial(readiness.instance_ready, name=process.name)
-        reason = check(settings) if check and process.state == "RUNNING" else None
-        health = (
-            ""
-            if check is None or process.state != "RUNNING"
-            else ("ready" if reason is None else f"not ready: {reason}")
-        )
-        if process.name == "transformer" and process.state == "RUNNING":
-            health += f", lag {_transformer_lag(settings)}"
-        if process.name == "bentoml" and reason is None and process.state == "RUNNING":
-            health += f", serving {_serving_model(settings)}"
-        print(f"{process.name:<13} {process.state:<9} {process.description:<32} {health}")
-    if readiness.connect_ready(settings) is None:
-        states = connectors.all_states(settings.connect)
-        for state in states:
-            print(state.line())
-        if not states:
-            print("no connectors deployed — `make deploy-connectors`")
-    if readiness.postgres_ready(settings) is None:
-        print(postgres.slot_line(settings))
-    print("\n".join(monitoring.alerts_lines(settings)))
-    return 0
-
-
-def _transformer_lag(settings: StackSettings) -> str:
-    group = TransformerSettings().transformer_group_id  # its own setting, not a copy
-    try:
-        lag = kafka.consumer_group_lag(settings, group, settings.kafka.cdc_topic)
-    except Exception as exc:  # status must print something, whatever Kafka says
-        return f"unknown ({exc})"
-    return "no commits yet" if lag is None else f"{lag} events"
-
-
-def _serving_model(settings: StackSettings) -> str:
-    try:
-        return serving_version(settings.services.bentoml_url)
-    except Exception as exc:  # status must print something, whatever BentoML says
-        return f"unknown ({exc})"
-
-
 def create_topics(settings: StackSettings) -> int:
     kafka.ensure_principals(settings)
     created = kafka.ensure_topics(settings)
@@ -208,7 +153,7 @@ def restart(settings: StackSettings, program: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    plain = {"up": up, "down": down, "status": status, "urls": urls}
+    plain = {"up": up, "down": down, "urls": urls}
     for name, run in (plain | {"create-topics": create_topics}).items():
         commands.add_parser(name).set_defaults(run=run)
     deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -217,40 +217,3 @@ def describe_topic(settings: StackSettings, name: str) -> dict[str, str]:
     resource = ConfigResource(ResourceType.TOPIC, name)
     entries = admin.describe_configs([resource])[resource].result()
     return {key: entry.value for key, entry in entries.items()}
-
-
-class GroupLag:
-    """Messages on `topic` not yet committed by `group_id`, read as often as needed over
-    one connection (None: the group has no commits yet)."""
-
-    def __init__(self, settings: StackSettings, group_id: str, topic: str) -> None:
-        self.consumer = Consumer(
-            settings.kafka_admin(**{"group.id": group_id, "enable.auto.commit": False})
-        )
-        self.topic = topic
-        self.partitions: list[TopicPartition] = []  # read once, on the first call
-
-    def __call__(self) -> int | None:
-        if not self.partitions:  # a rescore asks many times a second
-            metadata = self.consumer.list_topics(self.topic, timeout=5).topics[self.topic]
-            self.partitions = [TopicPartition(self.topic, p) for p in metadata.partitions]
-        committed = self.consumer.committed(self.partitions, timeout=5)
-        if all(tp.offset < 0 for tp in committed):
-            return None
-        lag = 0
-        for tp in committed:
-            low, high = self.consumer.get_watermark_offsets(tp, timeout=5)
-            lag += high - (tp.offset if tp.offset >= 0 else low)
-        return lag
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-def consumer_group_lag(settings: StackSettings, group_id: str, topic: str) -> int | None:
-    """Messages on `topic` not yet committed by `group_id` (None: group has no commits)."""
-    lag = GroupLag(settings, group_id, topic)
-    try:
-        return lag()
-    finally:
-        lag.close()

@@ -1,14 +1,12 @@
 """Prometheus on the local stack: the scrape targets written into .state/conf/prometheus.yml
-(one per program and extra instance), the reload on `up`, and the alerts `make status`
-prints. The rules, exporter configs and dashboards are data in monitoring/."""
+(one per program and extra instance) and the reload on `up`. The rules, exporter configs
+and dashboards are data in monitoring/."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-
-import httpx
 
 from config.settings import REPO_ROOT, StackSettings
 from stack.supervisor import Supervisor
@@ -51,18 +49,3 @@ def reload_prometheus(settings: StackSettings) -> None:
     for process in Supervisor(settings).processes():
         if process.name == "prometheus" and process.state == "RUNNING":
             os.kill(process.pid, signal.SIGHUP)
-
-
-def alerts_lines(settings: StackSettings) -> list[str]:
-    """`alerts: none firing`, or one line per firing alert (Prometheus' /api/v1/alerts)."""
-    try:
-        response = httpx.get(f"{settings.monitoring.prometheus_url}/api/v1/alerts", timeout=3)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        return [f"alerts: unknown (Prometheus: {exc.__class__.__name__})"]
-    firing = [a for a in response.json()["data"]["alerts"] if a["state"] == "firing"]
-    return [
-        f"alert {a['labels']['alertname']} firing since {a['activeAt'][:19]}: "
-        + a["annotations"].get("summary", "")
-        for a in firing
-    ] or ["alerts: none firing"]

@@ -192,24 +192,3 @@ def ensure_database(settings: StackSettings) -> bool:
             return False
         conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
         return True
-
-
-def slot_line(settings: StackSettings) -> str:
-    """One status line per replication slot: active or not, and the WAL it keeps.
-
-    `max_slot_wal_keep_size` (supervisord.conf) caps that WAL; a slot past the cap is
-    `lost` and Debezium re-snapshots (`snapshot.mode=when_needed`).
-    """
-    with superuser_connect(settings, settings.postgres.pg_database) as conn:
-        rows = conn.execute(
-            "SELECT slot_name, active, wal_status,"
-            " pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn))"
-            " FROM pg_replication_slots ORDER BY slot_name"
-        ).fetchall()
-    if not rows:
-        return "slot         (none yet: the source connector creates it)"
-    return "\n".join(
-        f"slot {name:<22} {'active' if active else 'inactive':<9} "
-        f"wal {status or '-':<9} retains {retained}"
-        for name, active, status, retained in rows
-    )

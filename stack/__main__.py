@@ -35,6 +35,7 @@ def _tail(settings: StackSettings, name: str, lines: int = 40) -> str:
 
 def up(settings: StackSettings) -> int:
     os.umask(private.UMASK)  # whatever the stack writes: ours alone (stack/private.py)
+    private.private_state(settings)  # first: `.state` 0711, so Postgres' user can pass it
     for key in new_env.add_missing_passwords(REPO_ROOT / ".env", REPO_ROOT / ".env.example"):
         say(f"added a random {key} to .env")
     for warning in new_env.weaknesses(REPO_ROOT / ".env", REPO_ROOT / ".env.example"):

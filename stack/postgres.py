@@ -82,6 +82,8 @@ def prepare_pg_dir(settings: StackSettings) -> None:
     target = FALLBACK_ROOT / digest / "postgres"
     shutil.rmtree(target, ignore_errors=True)  # a new link means the state was reset
     target.mkdir(parents=True)
+    for folder in (FALLBACK_ROOT, target.parent):  # made under umask 077: let the user pass
+        folder.chmod(0o711)
     link.symlink_to(target, target_is_directory=True)
 
 

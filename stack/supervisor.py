@@ -14,7 +14,7 @@ import xmlrpc.client
 from dataclasses import dataclass
 
 import psutil
-from supervisor.xmlrpc import SupervisorTransport
+from supervisor.xmlrpc import Faults, SupervisorTransport
 
 from config.settings import StackSettings
 from config.waiting import wait_until
@@ -126,13 +126,18 @@ class Supervisor:
         self._rpc.supervisor.stopProcess(name)
 
     def stop_program_if_running(self, name: str) -> None:
-        """Stop it in whatever live state it is (e.g. restarting after a crash)."""
+        """Stop it in whatever live state it is (e.g. restarting after a crash). One that
+        exits between the look and the stop (just killed) is no error: it is not running."""
         if self._rpc.supervisor.getProcessInfo(name)["statename"] in {
             "RUNNING",
             "STARTING",
             "BACKOFF",
         }:
-            self._rpc.supervisor.stopProcess(name)
+            try:
+                self._rpc.supervisor.stopProcess(name)
+            except xmlrpc.client.Fault as fault:
+                if fault.faultCode != Faults.NOT_RUNNING:
+                    raise
 
     def start_program(self, name: str) -> None:
         self._rpc.supervisor.startProcess(name)

@@ -368,14 +368,7 @@ def rescore_idle(
     try:
         _wait_priced(db, ids, 60 + listings / 500, say)
         before, started = cpu_seconds(settings), time.monotonic()
-        outcome = rescore.rescore(
-            settings,
-            120,
-            everything=True,
-            ids=(min(ids), max(ids)),
-            say=lambda line, **_: say(f"  rescore: {line.strip()}"),
-            report_s=say.every,
-        )
+        outcome = _rescore_own(settings, ids, say)
         took, after = time.monotonic() - started, cpu_seconds(settings)
         if outcome != 0:
             raise RuntimeError(f"the rescore of {listings:,} listings did not finish")
@@ -386,6 +379,19 @@ def rescore_idle(
         return run
     finally:
         _cleanup(db, ids, 60 + listings / 500, say)
+
+
+def _rescore_own(settings: StackSettings, ids: list[int], say: Progress) -> int:
+    """Re-price the bench's own listings (their id range, whatever else the table holds),
+    its progress lines passed through; 0 once every one is re-priced."""
+    return rescore.rescore(
+        settings,
+        120,
+        everything=True,
+        ids=(min(ids), max(ids)),
+        say=lambda line, **_: say(f"  rescore: {line.strip()}"),
+        report_s=say.every,
+    )
 
 
 def during_rescore(
@@ -411,14 +417,7 @@ def during_rescore(
         def rescore_own() -> tuple[int, float]:
             started = time.monotonic()
             try:
-                outcome = rescore.rescore(
-                    settings,
-                    120,
-                    everything=True,
-                    ids=(min(ids), max(ids)),
-                    say=lambda line, **_: say(f"  rescore: {line.strip()}"),
-                    report_s=say.every,
-                )
+                outcome = _rescore_own(settings, ids, say)
                 return outcome, time.monotonic() - started
             finally:
                 finished.set()

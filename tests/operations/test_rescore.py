@@ -26,6 +26,20 @@ def _slicer(**fields: object) -> Slicer:
     return Slicer(None, lambda: 0, last_id=1000, rate=100, backlog=500, **fields)  # type: ignore[arg-type]
 
 
+def _delete(db: psycopg.Connection, ids: list[int], timeout: float) -> None:
+    """Delete the test's listings and wait until their predictions are gone too, so the next
+    test starts from a table without them."""
+    db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
+    wait_for(
+        lambda: (
+            not db.execute(
+                "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
+            ).fetchone()[0]
+        ),
+        timeout=timeout,
+    )
+
+
 def test_a_slice_is_asked_for_within_the_rate_the_backlog_the_depth_and_up_to_the_last_id() -> None:
     slicer = _slicer(next_id=1, not_before=5.0)
 
@@ -127,15 +141,7 @@ def test_a_stalled_transformer_holds_the_snapshot_at_the_slices_in_flight_and_it
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
-        db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
-        wait_for(  # the next test starts from a table without them
-            lambda: (
-                not db.execute(
-                    "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
-                ).fetchone()[0]
-            ),
-            timeout=120,
-        )
+        _delete(db, ids, timeout=120)
 
 
 def test_a_rescore_killed_midway_and_a_transformer_killed_are_finished_by_running_it_again(
@@ -198,15 +204,7 @@ def test_a_rescore_killed_midway_and_a_transformer_killed_are_finished_by_runnin
         assert on_old() == 0, "every listing of the range is on the serving version"
         assert any("ETA" in line for line in lines), "progress shows an ETA"
     finally:
-        db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
-        wait_for(
-            lambda: (
-                not db.execute(
-                    "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
-                ).fetchone()[0]
-            ),
-            timeout=180,
-        )
+        _delete(db, ids, timeout=180)
 
 
 def test_a_rescore_goes_on_through_connect_killed_under_it(
@@ -248,12 +246,4 @@ def test_a_rescore_goes_on_through_connect_killed_under_it(
         assert result == [0], lines
         assert repriced() == len(ids), "every listing of the range priced again"
     finally:
-        db.execute("DELETE FROM tbl_car_price WHERE id = ANY(%s)", (ids,))
-        wait_for(
-            lambda: (
-                not db.execute(
-                    "SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s)", (ids,)
-                ).fetchone()[0]
-            ),
-            timeout=300,
-        )
+        _delete(db, ids, timeout=300)

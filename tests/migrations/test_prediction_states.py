@@ -204,3 +204,37 @@ def test_the_view_says_refused_with_the_reason(db: psycopg.Connection) -> None:
         assert db.execute(
             "SELECT verdict FROM v_car_price_recommendation WHERE id = %s", (car_id,)
         ).fetchone() == ("fair",)
+
+
+def written_at(conn: psycopg.Connection, car_id: int) -> Any:
+    row = conn.execute(
+        "SELECT written_at FROM tbl_price_prediction WHERE car_id = %s", (car_id,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def test_the_database_stamps_every_write_it_lets_through(
+    sink: psycopg.Connection, car_id: int
+) -> None:
+    """written_at is the database's clock at each applied write (clock_timestamp(), so it
+    moves inside one transaction too); a skipped older state leaves it alone."""
+    upsert(sink, priced(car_id, 10_000, lsn=100))
+    first = written_at(sink, car_id)
+    assert first is not None
+    upsert(sink, priced(car_id, 10_500, lsn=200))
+    second = written_at(sink, car_id)
+    assert second > first, "a newer state is stamped again"
+    assert upsert(sink, priced(car_id, 9_000, lsn=150)) == 0
+    assert written_at(sink, car_id) == second, "a skipped older state stamps nothing"
+    upsert(sink, priced(car_id, 11_000, lsn=None))
+    assert written_at(sink, car_id) > second, "a record without a position is stamped too"
+
+
+def test_one_before_trigger_per_prediction_write(sink: psycopg.Connection) -> None:
+    """Revision 0009: the newest-wins function stamps written_at itself, so the sink's every
+    row runs one PL/pgSQL BEFORE trigger, not two."""
+    before_row = sink.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tbl_price_prediction'::regclass "
+        "AND NOT tgisinternal AND tgtype & 1 = 1 AND tgtype & 2 = 2"  # ROW, BEFORE
+    ).fetchall()
+    assert before_row == [("tbl_price_prediction_newest_wins",)]

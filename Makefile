@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test test-unit test-faults lint deploy-model rescore reconcile chaos
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test test-unit test-faults lint deploy-model rescore reconcile chaos rolling-restart
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ status: ## one line per component, each connector's and task's state, the slot, 
 
 restart: ## restart one program after a code change (P=transformer|bentoml|connect|...)
 	@$(PY) -m stack restart $(P)
+
+rolling-restart: ## KAFKA_BROKERS=3: restart the brokers one at a time, each once every ISR is complete
+	@$(PY) -m stack rolling-restart
 
 logs: ## follow the logs of every component (.state/logs/)
 	@tail -n 20 -F .state/logs/*.log

@@ -79,12 +79,13 @@ def fully_replicated(settings: StackSettings) -> str | None:
     missing = readiness.kafka_ready(settings)
     if missing:
         return missing
-    behind = kafka.under_replicated(settings)
-    return (
-        f"under-replicated: {', '.join(behind[:5])}{' …' if len(behind) > 5 else ''}"
-        if (behind)
-        else None
-    )
+    try:
+        behind = kafka.under_replicated(settings)
+    except KafkaException as exc:  # metadata not answered this time (a broker stopping)
+        return f"no metadata: {exc}"
+    if not behind:
+        return None
+    return f"{len(behind)} under-replicated partitions: {', '.join(behind[:5])}"
 
 
 def rolling_restart(settings: StackSettings, say: Callable[[str], None] = print) -> None:

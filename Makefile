@@ -95,7 +95,7 @@ test-faults: up ## the fault matrix (tests/faults): real faults on the running s
 	@$(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
 CHAOS_LISTINGS ?= 20000
-chaos: up ## the fault matrix (tests/faults) with a larger load; prints fault, listings, lost, stale, seconds
+chaos: up ## the fault matrix (tests/faults) with a larger load (KAFKA_BROKERS=3: the cluster faults too); prints its table
 	@rm -f test-artifacts/chaos.jsonl
 	@FAULT_LISTINGS=$(CHAOS_LISTINGS) $(PY) -m pytest tests/faults -p no:cacheprovider -q || true
 	@$(PY) -m tests.faults.chaos_table test-artifacts/chaos.jsonl

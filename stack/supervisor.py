@@ -145,7 +145,7 @@ class Supervisor:
         as supervisord stops a priority's programs, the last broker would wait minutes for
         a controller quorum that is gone to approve its controlled shutdown."""
         rpc = self._rpc.supervisor
-        configs = {c["name"]: c["priority"] for c in rpc.getAllConfigInfo()}
+        configs = {c["name"]: c["process_prio"] for c in rpc.getAllConfigInfo()}
         brokers = [name for name in configs if name.split("-")[0] == "kafka"]
         if len(brokers) < 2:
             return

@@ -151,24 +151,26 @@ def test_broker_leading_the_cdc_partitions_killed_and_kept_down(
 
     os.kill(pid_of(supervisor, name), signal.SIGKILL)
     killed_at = time.monotonic()
-    fault_began(stack_ready, load)
-    keep_down(supervisor, name)
-    change_some(stack_ready, load, down)  # while the broker is down
-    # the survivors lead every CDC partition: failover, not a wait for the dead broker
-    wait_for(lambda: not set(cdc_leaders(stack_ready)) & {node, -1}, timeout=60)
-    verdict = judge(
-        stack_ready, "broker leading CDC SIGKILL, kept down", load, killed_at, keep=False
-    )
-    time.sleep(max(0.0, killed_at + OUTAGE_S - time.monotonic()))  # steady load goes on
-    waits = trickle.finish()
-    verdict.max_wait_s = round(max(waits), 2)
-    keep_verdict(verdict)
-    print(summary(waits))
-    assert down(), f"{name} came back before the listings were priced: that proves nothing"
+    try:
+        fault_began(stack_ready, load)
+        keep_down(supervisor, name)
+        change_some(stack_ready, load, down)  # while the broker is down
+        # the survivors lead every CDC partition: failover, not a wait for the dead broker
+        wait_for(lambda: not set(cdc_leaders(stack_ready)) & {node, -1}, timeout=60)
+        fault = "broker leading CDC SIGKILL, kept down"
+        verdict = judge(stack_ready, fault, load, killed_at, keep=False)
+        time.sleep(max(0.0, killed_at + OUTAGE_S - time.monotonic()))  # steady load goes on
+        waits = trickle.finish()
+        verdict.max_wait_s = round(max(waits), 2)
+        keep_verdict(verdict)
+        print(summary(waits))
+        assert down(), f"{name} came back before the listings were priced: that proves nothing"
+    finally:  # back whatever happened, so the next test finds three brokers
+        if state_of(supervisor, name) != "RUNNING":
+            supervisor.start_program(name)
+        wait_for(lambda: broker_ready(stack_ready, node) is None, timeout=120)
+        healthy_cluster(stack_ready)
     assert max(waits) <= WAIT_LIMIT_S, summary(waits)
-    supervisor.start_program(name)
-    wait_for(lambda: broker_ready(stack_ready, node) is None, timeout=120)
-    healthy_cluster(stack_ready)
     assert_healed(stack_ready, verdict, load)
 
 

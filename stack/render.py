@@ -79,6 +79,9 @@ def template_values(settings: StackSettings) -> dict[str, str]:
                 f"{node}@127.0.0.1:{kafka.controller_port(node)}" for node in kafka.brokers
             ),
             "replication_factor": str(kafka.replication_factor),
+            "cluster_worker_properties": CLUSTER_WORKER_PROPERTIES
+            if kafka.kafka_brokers > 1
+            else "",
             "min_insync_replicas": str(kafka.min_insync_replicas),
             "connect_host": connect.connect_host,
             "connect_port": str(connect.connect_port),
@@ -109,6 +112,17 @@ def broker_properties(node: int) -> str:
     """Broker n's rendered properties file: `server.properties` for broker 1 (the single
     broker's name, as before), `kafka-n.properties` for the others."""
     return "server.properties" if node == 1 else f"{instance_name('kafka', node)}.properties"
+
+
+# With several brokers, a broker that dies leads partitions of Connect's offsets topic
+# until the controller fences it (9 s). The worker's admin calls (reading that topic to its
+# end, which Debezium's task waits for) would wait for it up to the default 60 s; these
+# retry against the new leader within seconds instead (docs/cluster.md).
+CLUSTER_WORKER_PROPERTIES = """\
+# KAFKA_BROKERS > 1: a call stuck on a dead broker is retried soon (stack/render.py)
+default.api.timeout.ms=10000
+metadata.max.age.ms=5000
+"""
 
 
 # the stack's own CONNECT_* settings, not worker properties

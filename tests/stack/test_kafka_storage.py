@@ -41,7 +41,10 @@ def test_the_cluster_id_is_kafkas_and_never_starts_with_a_dash() -> None:
 
 
 @pytest.mark.usefixtures("dashed_uuid4")
-def test_format_storage_formats_a_fresh_log_dir_from_the_rendered_config(tmp_path: Path) -> None:
+def test_format_storage_formats_a_fresh_log_dir_from_the_rendered_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_BROKERS", "1")
     settings = StackSettings(state_dir=tmp_path)
     render_configs(settings)
 

@@ -120,7 +120,8 @@ def broker_properties(node: int) -> str:
 # retry against the new leader within seconds instead (docs/cluster.md).
 CLUSTER_WORKER_PROPERTIES = """\
 # KAFKA_BROKERS > 1: a call stuck on a dead broker is retried soon (stack/render.py)
-default.api.timeout.ms=10000
+request.timeout.ms=5000
+default.api.timeout.ms=5000
 metadata.max.age.ms=5000
 """
 

@@ -127,6 +127,37 @@ def cdc_leaders(settings: StackSettings) -> Counter[int]:
     return Counter(leader for (topic, _), (leader, _, _) in layout.items() if topic == cdc)
 
 
+class IsrWatch:
+    """The smallest in-sync replica set any partition had, sampled every 0.25 s while on:
+    a rolling restart that waits for complete ISRs never lets one drop below
+    min.insync.replicas (one broker down at a time, and only once the others are in sync)."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings, self.smallest = settings, len(settings.kafka.brokers)
+        self.worst: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                layout = kafka.partitions(self.settings)
+            except KafkaException:
+                layout = {}
+            for (topic, number), (_, _, isr) in layout.items():
+                if len(isr) < self.smallest:
+                    self.smallest, self.worst = len(isr), [f"{topic}-{number}"]
+            time.sleep(0.25)
+
+    def __enter__(self) -> IsrWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
 def healthy_cluster(settings: StackSettings) -> None:
     """Every broker in the metadata and every ISR complete (a previous fault healed)."""
     wait_for(lambda: fully_replicated(settings) is None, timeout=180)
@@ -186,19 +217,23 @@ def test_rolling_restart_under_load(
     before = {name: pid_of(supervisor, name) for name in brokers}
     wait_streaming(stack_ready, load)
     trickle.start()
-    restart = subprocess.Popen(
-        ["make", "--no-print-directory", "rolling-restart"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    fault_began(stack_ready, load)
-    change_some(stack_ready, load, lambda: restart.poll() is None)  # while it runs
-    output, _ = restart.communicate(timeout=900)
+    with IsrWatch(stack_ready) as isr:
+        restart = subprocess.Popen(
+            ["make", "--no-print-directory", "rolling-restart"],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        fault_began(stack_ready, load)
+        change_some(stack_ready, load, lambda: restart.poll() is None)  # while it runs
+        output, _ = restart.communicate(timeout=900)
     ended = time.monotonic()
     print(output)
     assert restart.returncode == 0, output
+    print(f"smallest ISR seen during the restart: {isr.smallest} ({isr.worst[:3]})")
+    min_isr = stack_ready.kafka.min_insync_replicas
+    assert isr.smallest >= min_isr, f"ISR of {isr.worst[:3]} fell to {isr.smallest} < {min_isr}"
     for name in brokers:  # each broker restarted once, and is running again
         wait_for_program(supervisor, name, before[name], timeout=10)
     time.sleep(3)  # the steady load goes on a little after the last broker is back

@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include docker/compose.mk
 
-.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test test-unit test-faults lint deploy-model rescore reconcile chaos
+.PHONY: help bootstrap up down status restart logs migrate deploy-connectors watch watch-dlq demo train bench bench-model bench-pipeline test test-unit test-faults lint deploy-model rescore reconcile chaos rolling-restart
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ status: ## one line per component, each connector's and task's state, the slot, 
 
 restart: ## restart one program after a code change (P=transformer|bentoml|connect|...)
 	@$(PY) -m stack restart $(P)
+
+rolling-restart: ## KAFKA_BROKERS=3: restart the brokers one at a time, each once every ISR is complete
+	@$(PY) -m stack rolling-restart
 
 logs: ## follow the logs of every component (.state/logs/)
 	@tail -n 20 -F .state/logs/*.log
@@ -92,7 +95,7 @@ test-faults: up ## the fault matrix (tests/faults): real faults on the running s
 	@$(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
 CHAOS_LISTINGS ?= 20000
-chaos: up ## the fault matrix (tests/faults) with a larger load; prints fault, listings, lost, stale, seconds
+chaos: up ## the fault matrix (tests/faults) with a larger load (KAFKA_BROKERS=3: the cluster faults too); prints its table
 	@rm -f test-artifacts/chaos.jsonl
 	@FAULT_LISTINGS=$(CHAOS_LISTINGS) $(PY) -m pytest tests/faults -p no:cacheprovider -q || true
 	@$(PY) -m tests.faults.chaos_table test-artifacts/chaos.jsonl

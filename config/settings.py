@@ -13,9 +13,9 @@ import os
 import pwd
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -150,12 +150,64 @@ class KafkaPrincipals(_FromEnv):
 
 
 class KafkaServerSettings(KafkaSettings):
-    """What only the local broker needs besides the client view."""
+    """What only the local brokers need besides the client view (the stack's tools see the
+    whole bootstrap list through it; the transformer gets that list from the stack)."""
 
     kafka_controller_port: int = 9093
-    # copies of each pipeline topic `create-topics` makes: 1 for the single local broker,
-    # 3 on an external cluster (KAFKA_BOOTSTRAP_SERVERS)
-    kafka_replication_factor: int = Field(1, ge=1)
+    # 1: one combined broker+controller (small machines); 3: a KRaft cluster of three
+    # combined nodes, every one a voter (docs/cluster.md). Fixed for a `.state`: changing
+    # it needs a fresh stack (stack/kafka.py check_broker_count).
+    kafka_brokers: int = 1
+    # broker n (n > 1) listens on KAFKA_PORT + step*(n-1), its controller on
+    # KAFKA_CONTROLLER_PORT + step*(n-1) and its JMX exporter on KAFKA_JMX_PORT + step*(n-1)
+    kafka_broker_port_step: int = Field(10, ge=3, le=1000)
+    # copies of each pipeline topic (and Connect's, and Kafka's own internal topics): by
+    # default as many as there are local brokers; 3 on an external cluster
+    # (KAFKA_BOOTSTRAP_SERVERS), where KAFKA_BROKERS says nothing
+    kafka_replication_factor: int | None = Field(None, ge=1)
+    # how many of those copies must have a write before it is acknowledged (acks=all):
+    # by default a majority (RF 3 -> 2, RF 1 -> 1)
+    kafka_min_insync_replicas: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        if self.kafka_brokers not in (1, 3):
+            raise ValueError("KAFKA_BROKERS is 1 (one broker) or 3 (a cluster)")
+        if self.replication_factor < self.min_insync_replicas:
+            raise ValueError("KAFKA_MIN_INSYNC_REPLICAS cannot exceed the replication factor")
+        if not self.kafka_bootstrap_servers and self.replication_factor > self.kafka_brokers:
+            raise ValueError(
+                f"KAFKA_REPLICATION_FACTOR={self.replication_factor} needs as many brokers "
+                f"(KAFKA_BROKERS={self.kafka_brokers})"
+            )
+        return self
+
+    @property
+    def brokers(self) -> range:
+        """The local brokers' node ids: 1 .. KAFKA_BROKERS."""
+        return range(1, self.kafka_brokers + 1)
+
+    def broker_port(self, node: int) -> int:
+        return self.kafka_port + self.kafka_broker_port_step * (node - 1)
+
+    def controller_port(self, node: int) -> int:
+        return self.kafka_controller_port + self.kafka_broker_port_step * (node - 1)
+
+    def broker_address(self, node: int) -> str:
+        return f"{self.kafka_host}:{self.broker_port(node)}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Every local broker, so a client starts (and restarts) whichever one is down."""
+        return self.kafka_bootstrap_servers or ",".join(map(self.broker_address, self.brokers))
+
+    @property
+    def replication_factor(self) -> int:
+        return self.kafka_replication_factor or self.kafka_brokers
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return self.kafka_min_insync_replicas or self.replication_factor // 2 + 1
 
 
 class ConnectSettings(_FromEnv):
@@ -337,7 +389,17 @@ class StackSettings(_FromEnv):
 
     @property
     def kafka_data_dir(self) -> Path:
+        """Broker 1's log directory (the single broker's)."""
         return self.state_dir / "kafka" / "data"
+
+    def broker_data_dir(self, node: int) -> Path:
+        """Broker n's own log directory: `.state/kafka/data`, `.state/kafka-2/data`, ..."""
+        return self.kafka_data_dir if node == 1 else self.state_dir / f"kafka-{node}" / "data"
+
+    def kafka_jmx_port(self, node: int) -> int:
+        """Broker n's JMX exporter: KAFKA_JMX_PORT + KAFKA_BROKER_PORT_STEP * (n - 1)."""
+        step = self.kafka.kafka_broker_port_step
+        return self.monitoring.kafka_jmx_port + step * (node - 1)
 
     @property
     def conf_dir(self) -> Path:

@@ -14,7 +14,7 @@ import psycopg
 from config.settings import StackSettings
 from model.client import serving_version
 from operations.lag import consumer_group_lag
-from stack import connectors, readiness
+from stack import connectors, kafka, readiness
 from stack.supervisor import Supervisor
 from transformer.settings import Settings as TransformerSettings
 
@@ -32,6 +32,8 @@ def status(settings: StackSettings) -> int:
         check = readiness.CHECKS.get(process.name)
         if "-" in process.name:
             check = functools.partial(readiness.instance_ready, name=process.name)
+        elif process.name == "kafka" and settings.kafka.kafka_brokers > 1:
+            check = functools.partial(readiness.broker_ready, node=1)  # its own line
         reason = check(settings) if check and process.state == "RUNNING" else None
         health = (
             ""
@@ -40,6 +42,8 @@ def status(settings: StackSettings) -> int:
         )
         if process.name == "transformer" and process.state == "RUNNING":
             health += f", lag {_transformer_lag(settings)}"
+        if process.name.startswith("kafka") and reason is None and process.state == "RUNNING":
+            health += _broker_roles(settings, process.name)
         if process.name == "bentoml" and reason is None and process.state == "RUNNING":
             health += f", serving {_serving_model(settings)}"
         print(f"{process.name:<13} {process.state:<9} {process.description:<32} {health}")
@@ -62,6 +66,23 @@ def _transformer_lag(settings: StackSettings) -> str:
     except Exception as exc:  # status must print something, whatever Kafka says
         return f"unknown ({exc})"
     return "no commits yet" if lag is None else f"{lag} events"
+
+
+def _broker_roles(settings: StackSettings, program: str) -> str:
+    """In cluster mode: how many partitions this broker leads, and the cluster's
+    under-replicated ones (on broker 1's line), e.g. `, leads 12, 0 under-replicated`."""
+    if settings.kafka.kafka_brokers == 1:
+        return ""
+    node = int(program.rsplit("-", 1)[1]) if "-" in program else 1
+    try:
+        parts = kafka.partitions(settings)
+    except Exception as exc:  # status must print something, whatever Kafka says
+        return f", partitions unknown ({exc})"
+    led = sum(1 for leader, _, _ in parts.values() if leader == node)
+    if node != 1:
+        return f", leads {led}"
+    behind = sum(1 for leader, rs, isr in parts.values() if leader < 0 or set(isr) != set(rs))
+    return f", leads {led}; cluster: {len(parts)} partitions, {behind} under-replicated"
 
 
 def _serving_model(settings: StackSettings) -> str:

@@ -1,5 +1,5 @@
-"""`python -m stack up|down|status|deploy-connectors|…` — what the Makefile calls to run the
-local stack (the pipeline's operations are `python -m operations.<name>`).
+"""`python -m stack up|down|rolling-restart|deploy-connectors|…` — what the Makefile calls to
+run the local stack (the pipeline's operations are `python -m operations.<name>`).
 
 `up` is idempotent: it initialises only what is missing, starts only what is not
 running, and waits until every component answers.
@@ -17,7 +17,7 @@ from pathlib import Path
 from config import new_env
 from config.settings import REPO_ROOT, StackSettings
 from model.settings import MODEL_NAME
-from stack import connectors, kafka, monitoring, postgres, private, readiness
+from stack import cluster, connectors, kafka, monitoring, postgres, private, readiness
 from stack.render import render_configs
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
 
@@ -40,12 +40,17 @@ def up(settings: StackSettings) -> int:
         say(f"added a random {key} to .env")
     for warning in new_env.weaknesses(REPO_ROOT / ".env", REPO_ROOT / ".env.example"):
         say(f"warning: {warning}")
+    try:  # before anything is rendered or started: a changed count is refused whole
+        kafka.check_broker_count(settings)
+    except kafka.BrokerCountChanged as exc:
+        say(f"refused: {exc}")
+        return 2
     render_configs(settings)
     if postgres.init_cluster(settings):
         say(f"initialised Postgres cluster in {settings.pg_data_dir}")
     hba_changed = postgres.write_hba(settings)
-    if kafka.format_storage(settings):
-        say(f"formatted KRaft storage in {settings.kafka_data_dir}")
+    for node in kafka.format_storage(settings):
+        say(f"formatted KRaft storage of broker {node} in {settings.broker_data_dir(node)}")
     if ensure_model(settings) != 0:
         return 1
     private.private_state(settings)
@@ -145,6 +150,15 @@ def deploy_connectors(settings: StackSettings, directory: Path = connectors.CONN
     return 0
 
 
+def rolling_restart(settings: StackSettings) -> int:
+    try:
+        cluster.rolling_restart(settings, say)
+    except TimeoutError as exc:
+        say(f"rolling restart stopped: {exc}")
+        return 1
+    return 0
+
+
 def restart(settings: StackSettings, program: str) -> int:
     Supervisor(settings).restart(program)
     say(f"restarted {program}")
@@ -154,7 +168,7 @@ def restart(settings: StackSettings, program: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    plain = {"up": up, "down": down, "urls": urls}
+    plain = {"up": up, "down": down, "urls": urls, "rolling-restart": rolling_restart}
     for name, run in (plain | {"create-topics": create_topics}).items():
         commands.add_parser(name).set_defaults(run=run)
     deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")

@@ -108,7 +108,10 @@ def program_environment(settings: StackSettings, program: str) -> dict[str, str]
         # its own principal, unless TRANSFORMER_KAFKA_* says otherwise explicitly
         kafka = {name.replace(".", "_"): value for name, value in own.items()}
         kafka |= transformer.transformer_kafka
-        return env | as_env(transformer.model_copy(update={"transformer_kafka": kafka}))
+        # every local broker (or the external cluster's list): it fails over by itself
+        bootstrap = settings.kafka.bootstrap_servers
+        update = {"transformer_kafka": kafka, "kafka_bootstrap_servers": bootstrap}
+        return env | as_env(transformer.model_copy(update=update))
     serving = ServingSettings(_env_file=REPO_ROOT / ".env")  # the bento reads no .env itself
     return env | as_env(BentoMLSettings(), serving) | {"BENTOML_HOME": str(settings.bentoml_home)}
 

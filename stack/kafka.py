@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
@@ -23,6 +26,7 @@ from confluent_kafka.admin import (
 )
 
 from config.settings import StackSettings
+from stack.render import broker_properties
 
 # Each topic of the pipeline: settings field -> (partitions, topic configs). The CDC and
 # prediction topics are keyed by listing id, so compaction keeps the newest record of
@@ -151,22 +155,82 @@ def new_cluster_id(settings: StackSettings) -> str:
     return _storage_tool(settings, "random-uuid", stdout=subprocess.PIPE).strip().splitlines()[-1]
 
 
-def format_storage(settings: StackSettings) -> bool:
-    """Run `kafka-storage format` on first start; True when it formatted now."""
-    if (settings.kafka_data_dir / "meta.properties").exists():
-        return False
-    settings.kafka_data_dir.mkdir(parents=True, exist_ok=True)
-    config = settings.conf_dir / "server.properties"
-    cluster_id = new_cluster_id(settings)
-    _storage_tool(settings, "format", "--ignore-formatted", f"--cluster-id={cluster_id}",
-                  f"--config={config}", stdout=subprocess.DEVNULL)  # fmt: skip
-    return True
+class BrokerCountChanged(RuntimeError):
+    """KAFKA_BROKERS differs from the cluster formatted in `.state`."""
+
+
+def cluster_file(settings: StackSettings) -> Path:
+    """Which cluster `.state` holds: its id and broker count, written before any node is
+    formatted, so a start interrupted mid-format formats the rest into the same cluster."""
+    return settings.kafka_data_dir.parent / "cluster.json"
+
+
+def formatted_cluster(settings: StackSettings) -> dict[str, object] | None:
+    """{"cluster_id", "brokers"} of the cluster in `.state`, or None before the first start.
+    A `.state` from before cluster mode has no cluster.json: one broker, its meta.properties'
+    cluster id."""
+    if cluster_file(settings).exists():
+        return json.loads(cluster_file(settings).read_text())
+    meta = settings.kafka_data_dir / "meta.properties"
+    if not meta.exists():
+        return None
+    found = re.search(r"^cluster\.id=(.+)$", meta.read_text(), re.MULTILINE)
+    return {"cluster_id": found.group(1).strip() if found else "", "brokers": 1}
+
+
+def check_broker_count(settings: StackSettings) -> None:
+    """Refuse a KAFKA_BROKERS other than the count `.state` was made with: a running
+    cluster cannot be grown or shrunk by a restart (replication factors, the controller
+    quorum and Connect's topics are fixed at creation), so nothing is started half-done."""
+    cluster = formatted_cluster(settings)
+    wanted = settings.kafka.kafka_brokers
+    if cluster is None or cluster["brokers"] == wanted:
+        return
+    raise BrokerCountChanged(
+        f"KAFKA_BROKERS={wanted} in .env, but {settings.state_dir} holds a Kafka cluster of "
+        f"{cluster['brokers']} broker(s). The count is fixed for a stack's state; either set "
+        f"KAFKA_BROKERS={cluster['brokers']} again, or start a fresh stack with "
+        f"{wanted} (this deletes every listing, prediction and topic): "
+        "make down && rm -rf .state && make up"
+    )
+
+
+def format_storage(settings: StackSettings) -> list[int]:
+    """Run `kafka-storage format` for each broker whose log directory is not formatted
+    yet, all with one cluster id; returns the nodes formatted now."""
+    check_broker_count(settings)
+    todo = [
+        node
+        for node in settings.kafka.brokers
+        if not (settings.broker_data_dir(node) / "meta.properties").exists()
+    ]
+    if not todo:
+        return []
+    cluster = formatted_cluster(settings) or {
+        "cluster_id": new_cluster_id(settings),
+        "brokers": settings.kafka.kafka_brokers,
+    }
+    cluster_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    cluster_file(settings).write_text(json.dumps(cluster))
+    for node in todo:
+        settings.broker_data_dir(node).mkdir(parents=True, exist_ok=True)
+        config = settings.conf_dir / broker_properties(node)
+        _storage_tool(settings, "format", "--ignore-formatted",
+                      f"--cluster-id={cluster['cluster_id']}", f"--config={config}",
+                      stdout=subprocess.DEVNULL)  # fmt: skip
+    return todo
 
 
 def topic_configs(settings: StackSettings) -> dict[str, str]:
-    """Set explicitly on every pipeline topic (not left to broker defaults), so the
-    record size limit is the one Connect's producer uses too (max.request.size)."""
-    return {"max.message.bytes": str(settings.kafka.kafka_max_message_bytes)}
+    """Set explicitly on every pipeline topic (not left to broker defaults, which an
+    external cluster may set otherwise): the record size limit is the one Connect's producer
+    uses too (max.request.size); an acknowledged write (acks=all) is on min.insync.replicas
+    brokers; only an in-sync replica may lead, so no acknowledged write is ever dropped."""
+    return {
+        "max.message.bytes": str(settings.kafka.kafka_max_message_bytes),
+        "min.insync.replicas": str(settings.kafka.min_insync_replicas),
+        "unclean.leader.election.enable": "false",
+    }
 
 
 def ensure_topics(settings: StackSettings) -> list[str]:
@@ -182,7 +246,7 @@ def ensure_topics(settings: StackSettings) -> list[str]:
         NewTopic(
             name,
             num_partitions=count,
-            replication_factor=settings.kafka.kafka_replication_factor,
+            replication_factor=settings.kafka.replication_factor,
             config=config,
         )
         for name, (count, config) in wanted.items()
@@ -217,3 +281,24 @@ def describe_topic(settings: StackSettings, name: str) -> dict[str, str]:
     resource = ConfigResource(ResourceType.TOPIC, name)
     entries = admin.describe_configs([resource])[resource].result()
     return {key: entry.value for key, entry in entries.items()}
+
+
+def partitions(settings: StackSettings) -> dict[tuple[str, int], tuple[int, list[int], list[int]]]:
+    """Every partition of every topic (Kafka's internal ones too) -> (leader, replicas, ISR),
+    as the cluster's metadata says now."""
+    admin = AdminClient(settings.kafka_admin(log_level=0))
+    return {
+        (name, number): (part.leader, list(part.replicas), list(part.isrs))
+        for name, topic in admin.list_topics(timeout=10).topics.items()
+        for number, part in topic.partitions.items()
+    }
+
+
+def under_replicated(settings: StackSettings) -> list[str]:
+    """`topic-partition` of each partition with fewer in-sync replicas than replicas (or no
+    leader): what must be empty before the next broker of a rolling restart stops."""
+    return sorted(
+        f"{name}-{number}"
+        for (name, number), (leader, replicas, isr) in partitions(settings).items()
+        if leader < 0 or set(isr) != set(replicas)
+    )

@@ -14,11 +14,14 @@ from stack.supervisor import Supervisor
 MONITORING_DIR = REPO_ROOT / "monitoring"
 
 
-def _targets(program: str, host: str, port: int, count: int = 1) -> str:
-    """static_configs (JSON is YAML): instance n is `program-n` on port + n - 1."""
+def _targets(program: str, host: str, port: int, count: int = 1, step: int = 1) -> str:
+    """static_configs (JSON is YAML): instance n is `program-n` on port + step * (n - 1)."""
     names = [program, *(f"{program}-{n}" for n in range(2, count + 1))]
     return json.dumps(
-        [{"targets": [f"{host}:{port + i}"], "labels": {"program": n}} for i, n in enumerate(names)]
+        [
+            {"targets": [f"{host}:{port + step * i}"], "labels": {"program": n}}
+            for i, n in enumerate(names)
+        ]
     )
 
 
@@ -35,7 +38,13 @@ def template_values(settings: StackSettings) -> dict[str, str]:
             settings.transformer_instances,
         ),
         "bentoml_targets": _targets("bentoml", svc.bentoml_host, svc.bentoml_port),
-        "kafka_targets": _targets("kafka", host, mon.kafka_jmx_port),
+        "kafka_targets": _targets(
+            "kafka",
+            host,
+            mon.kafka_jmx_port,
+            settings.kafka.kafka_brokers,
+            settings.kafka.kafka_broker_port_step,
+        ),
         "connect_targets": _targets(
             "connect", host, mon.connect_jmx_port, settings.connect_workers
         ),

@@ -29,13 +29,34 @@ def postgres_ready(settings: StackSettings) -> str | None:
     return None
 
 
-def kafka_ready(settings: StackSettings) -> str | None:
-    admin = AdminClient(settings.kafka_admin(log_level=0))
+def _brokers_in_metadata(settings: StackSettings, bootstrap: str) -> set[int] | str:
+    """The node ids of the live brokers, asked through `bootstrap`; else why not."""
+    admin = AdminClient(settings.kafka_admin(log_level=0) | {"bootstrap.servers": bootstrap})
     try:
-        metadata = admin.list_topics(timeout=2)
+        return set(admin.list_topics(timeout=2).brokers)
     except Exception as exc:  # KafkaException: broker not up yet
         return f"no metadata: {exc}"
-    return None if metadata.brokers else "no broker in metadata"
+
+
+def kafka_ready(settings: StackSettings) -> str | None:
+    """Every local broker is in the cluster's metadata (on an external cluster: any)."""
+    kafka = settings.kafka
+    found = _brokers_in_metadata(settings, kafka.bootstrap_servers)
+    if isinstance(found, str):
+        return found
+    if kafka.kafka_bootstrap_servers:
+        return None if found else "no broker in metadata"
+    missing = [node for node in kafka.brokers if node not in found]
+    return f"broker {', '.join(map(str, missing))} not in metadata" if missing else None
+
+
+def broker_ready(settings: StackSettings, node: int) -> str | None:
+    """Broker `node` answers on its own port, and the cluster's metadata lists it (it is
+    registered and caught up with the metadata log: unfenced)."""
+    found = _brokers_in_metadata(settings, settings.kafka.broker_address(node))
+    if isinstance(found, str):
+        return found
+    return None if node in found else f"broker {node} not in metadata"
 
 
 def connect_ready(settings: StackSettings) -> str | None:
@@ -82,8 +103,11 @@ def prometheus_ready(settings: StackSettings) -> str | None:
 
 def instance_ready(settings: StackSettings, name: str) -> str | None:
     """An extra instance (stack/render.py): `transformer-n` answers /metrics and
-    `connect-n` its REST API, each on the first instance's port + n - 1."""
+    `connect-n` its REST API, each on the first instance's port + n - 1; `kafka-n` is
+    broker n."""
     program, number = name.rsplit("-", 1)
+    if program == "kafka":
+        return broker_ready(settings, int(number))
     offset = int(number) - 1
     if program == "transformer":
         services = settings.services

@@ -139,6 +139,31 @@ class Supervisor:
                 if fault.faultCode != Faults.NOT_RUNNING:
                     raise
 
+    def _stop_brokers_together(self, timeout: float) -> None:
+        """Several brokers (KAFKA_BROKERS=3) stop at the same time, after every program
+        that uses them (supervisord's order: highest priority number first). One by one,
+        as supervisord stops a priority's programs, the last broker would wait minutes for
+        a controller quorum that is gone to approve its controlled shutdown."""
+        rpc = self._rpc.supervisor
+        configs = {c["name"]: c["process_prio"] for c in rpc.getAllConfigInfo()}
+        brokers = [name for name in configs if name.split("-")[0] == "kafka"]
+        if len(brokers) < 2:
+            return
+        level = max(configs[name] for name in brokers)
+        clients = [name for name in configs if configs[name] > level]
+        for name in sorted(clients, key=configs.__getitem__, reverse=True):
+            self.stop_program_if_running(name)
+        for name in brokers:
+            if rpc.getProcessInfo(name)["statename"] in {"RUNNING", "STARTING", "BACKOFF"}:
+                rpc.stopProcess(name, False)  # no wait: the next one's SIGTERM goes at once
+        wait_until(
+            lambda: [n for n in brokers if rpc.getProcessInfo(n)["statename"] == "STOPPING"],
+            lambda stopping: not stopping,
+            timeout=timeout,
+            interval=0.2,
+            message=lambda stopping: f"brokers {stopping} still stopping after {timeout}s",
+        )
+
     def start_program(self, name: str) -> None:
         self._rpc.supervisor.startProcess(name)
 
@@ -156,6 +181,7 @@ class Supervisor:
         pid = self.daemon_pid()
         if pid is None:
             return False
+        self._stop_brokers_together(timeout)
         self._rpc.supervisor.shutdown()
         wait_until(
             lambda: not psutil.pid_exists(pid),

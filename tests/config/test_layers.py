@@ -43,7 +43,7 @@ def test_the_import_contracts_are_kept() -> None:
 
 def test_make_reads_settings_from_config() -> None:
     """`$(call setting,NAME)` in the Makefile: the value the programs see."""
-    from config.settings import KafkaSettings
+    from config.settings import KafkaServerSettings  # the stack's view: every local broker
 
     out = subprocess.run(
         [sys.executable, "-m", "config", "dlq_topic", "sink_dlq_topic", "bootstrap_servers"],
@@ -52,5 +52,5 @@ def test_make_reads_settings_from_config() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    kafka = KafkaSettings()
+    kafka = KafkaServerSettings()
     assert out == [kafka.dlq_topic, kafka.sink_dlq_topic, kafka.bootstrap_servers]

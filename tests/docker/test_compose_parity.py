@@ -76,6 +76,10 @@ def container_values() -> dict[str, str]:
         values.update({k.lower(): v for k, v in environment(services(True)[name]).items()})
     values.update({"kafka_host": "kafka", "connect_host": "connect"})
     values["bootstrap_servers"] = f"kafka:{values['kafka_port']}"
+    # the Docker path runs one broker: node 1, the sole voter, one replica of everything
+    controller = values["kafka_controller_port"]
+    values |= {"node_id": "1", "controller_quorum_voters": f"1@127.0.0.1:{controller}"}
+    values |= {"replication_factor": "1", "min_insync_replicas": "1"}
     # the SASL placeholders, as stack/render.py fills them from the same .env values
     rendered = template_values(SimpleNamespace(env=values))
     values.update(rendered)

@@ -14,13 +14,15 @@ def main(results: Path) -> int:
         [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
     )
     print(
-        f"{'fault':<32} {'listings':>8} {'in flight':>9} {'lost':>6} {'stale':>6} {'back':>6} "
-        f"{'recover s':>9}"
+        f"{'fault':<40} {'listings':>8} {'in flight':>9} {'lost':>6} {'stale':>6} {'back':>6} "
+        f"{'recover s':>9} {'max wait s':>10}"
     )
     for row in rows:
+        wait = row.get("max_wait_s")  # the cluster faults' steady load only
         print(
-            f"{row['fault']:<32} {row['listings']:>8} {row['in_flight']:>9} {row['lost']:>6} "
-            f"{row['stale']:>6} {row['resurrected']:>6} {row['recover_s']:>9}"
+            f"{row['fault']:<40} {row['listings']:>8} {row['in_flight']:>9} {row['lost']:>6} "
+            f"{row['stale']:>6} {row['resurrected']:>6} {row['recover_s']:>9} "
+            f"{'-' if wait is None else wait:>10}"
         )
     healed = all(
         r["in_flight"] > 0 and r["lost"] == r["stale"] == r["resurrected"] == 0 for r in rows

@@ -1,4 +1,6 @@
-"""Fixtures of the fault matrix; its load, faults and verdict are in matrix.py."""
+"""Fixtures of the fault matrix; its load, faults and verdict are in matrix.py. The
+cluster faults (marker `cluster`, test_cluster.py) need a KAFKA_BROKERS=3 stack: on one
+broker they are deselected at collection, never counted as passed, and one line says so."""
 
 from __future__ import annotations
 
@@ -11,6 +13,30 @@ from config.settings import StackSettings
 from stack.supervisor import Supervisor
 from tests.faults.matrix import LISTINGS, ConnectConfigs, Load, reconcile_count
 from tests.support import copy_listings
+
+NOTICE = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the cluster faults when the stack (`.env`, which `make up` holds `.state`
+    to) has one broker: a second, 3-broker stack inside `make test` would cost minutes."""
+    cluster = [item for item in items if item.get_closest_marker("cluster")]
+    brokers = StackSettings().kafka.kafka_brokers if cluster else 3
+    if brokers >= 3:
+        return
+    items[:] = [item for item in items if item not in cluster]
+    config.hook.pytest_deselected(items=cluster)
+    config.stash[NOTICE] = (
+        f"{len(cluster)} cluster fault tests deselected (not run, not passed): they need "
+        f"KAFKA_BROKERS=3, this stack has {brokers} broker; run `make chaos` on a 3-broker "
+        "stack (docs/cluster.md)"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    notice = terminalreporter.config.stash.get(NOTICE, None)
+    if notice:
+        terminalreporter.write_line(notice, yellow=True, bold=True)
 
 
 @pytest.fixture()

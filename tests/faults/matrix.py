@@ -120,6 +120,8 @@ class Verdict:
     stale: int
     resurrected: int
     recover_s: float
+    # the slowest of the listings written one by one during a cluster fault: commit -> priced
+    max_wait_s: float | None = None
 
 
 def connect(settings: StackSettings) -> psycopg.Connection:
@@ -175,9 +177,15 @@ def change_some(
 
 
 def judge(
-    settings: StackSettings, fault: str, load: Load, fault_ended: float, timeout: float = 240
+    settings: StackSettings,
+    fault: str,
+    load: Load,
+    fault_ended: float,
+    timeout: float = 240,
+    keep: bool = True,
 ) -> Verdict:
-    """Wait until the load is fully answered (or timeout) and measure what is left."""
+    """Wait until the load is fully answered (or timeout) and measure what is left; `keep`
+    it in test-artifacts/chaos.jsonl (else the test calls `keep_verdict` once it is done)."""
     assert load.fault_at is not None, "fault_began() was not called"
     deadline = time.monotonic() + timeout
     lost = stale = resurrected = -1
@@ -209,11 +217,17 @@ def judge(
         resurrected,
         recover_s,
     )
+    if keep:
+        keep_verdict(verdict)
+    return verdict
+
+
+def keep_verdict(verdict: Verdict) -> None:
+    """Append it to the results `make chaos` prints, and show it with the test's output."""
     RESULTS.parent.mkdir(exist_ok=True)
     with RESULTS.open("a") as out:
         out.write(json.dumps(asdict(verdict)) + "\n")
     print(f"\n{verdict}")
-    return verdict
 
 
 def assert_healed(

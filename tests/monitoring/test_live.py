@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from config.settings import StackSettings
+from stack.render import instance_name
 from stack.supervisor import Supervisor
 from tests.support import wait_for
 
@@ -70,6 +71,8 @@ def test_every_hop_is_scraped(stack_ready: StackSettings) -> None:
     wait_for(lambda: all_targets_up(stack_ready), timeout=60)
     programs = {t["labels"]["program"] for t in targets(stack_ready)}
     assert programs >= {"transformer", "bentoml", "kafka", "connect", "postgres_exporter"}
+    brokers = {instance_name("kafka", node) for node in stack_ready.kafka.brokers}
+    assert programs >= brokers, "every broker (KAFKA_BROKERS) is scraped"
 
 
 def test_exporters_bind_loopback_and_show_no_secret(stack_ready: StackSettings) -> None:

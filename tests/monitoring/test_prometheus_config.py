@@ -17,6 +17,7 @@ from stack.render import render_configs
 
 
 def rendered(tmp_path: Path, monkeypatch, **env: str) -> tuple[dict, configparser.RawConfigParser]:
+    env.setdefault("KAFKA_BROKERS", "1")  # the brokers' targets: tests/stack/test_cluster_config
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = StackSettings(state_dir=tmp_path)
@@ -90,9 +91,10 @@ def test_monitoring_ports_are_not_connect_worker_properties(tmp_path: Path, monk
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_docker_prometheus_scrapes_the_local_jobs(tmp_path: Path) -> None:
+def test_the_docker_prometheus_scrapes_the_local_jobs(tmp_path: Path, monkeypatch) -> None:
     """monitoring/prometheus.yml (compose) has the jobs and programs of the local template,
     and the prometheus service fills every @PORT@ it names."""
+    monkeypatch.setenv("KAFKA_BROKERS", "1")  # compose runs one broker
     docker_text = (REPO / "monitoring" / "prometheus.yml").read_text()
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     fill = " ".join(compose["services"]["prometheus"]["command"])

@@ -36,7 +36,10 @@ def test_config_provider_is_configured_for_connector_secrets(tmp_path: Path) -> 
     )
 
 
-def test_scale_out_adds_programs_copied_from_the_first_instance(tmp_path: Path) -> None:
+def test_scale_out_adds_programs_copied_from_the_first_instance(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("KAFKA_BROKERS", "1")  # the brokers' sections: test_cluster_config.py
     settings = StackSettings(state_dir=tmp_path, transformer_instances=3, connect_workers=2)
     written = {path.name: path.read_text() for path in render_configs(settings)}
     port = settings.connect.connect_port
@@ -63,7 +66,8 @@ def test_scale_out_adds_programs_copied_from_the_first_instance(tmp_path: Path) 
     assert "group.id=car-price-connect" in written["connect-2.properties"]
 
 
-def test_one_instance_each_renders_no_extra_program(tmp_path: Path) -> None:
+def test_one_instance_each_renders_no_extra_program(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KAFKA_BROKERS", "1")
     written = {p.name: p.read_text() for p in render_configs(StackSettings(state_dir=tmp_path))}
     sections = configparser.RawConfigParser()
     sections.read_string(written["scale-out.conf"])

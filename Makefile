@@ -40,7 +40,7 @@ restart: ## restart one program after a code change (P=transformer|bentoml|conne
 	@$(PY) -m stack restart $(P)
 
 rolling-restart: ## KAFKA_BROKERS=3: restart the brokers one at a time, each once every ISR is complete
-	@$(PY) -m stack rolling-restart
+	@$(PY) -m operations.rolling_restart
 
 logs: ## follow the logs of every component (.state/logs/)
 	@tail -n 20 -F .state/logs/*.log
@@ -49,7 +49,7 @@ migrate: ## apply the Alembic migrations (alembic upgrade head)
 	@$(PY) -m alembic upgrade head
 
 deploy-connectors: ## PUT connectors/*.json to Kafka Connect and wait until RUNNING
-	@$(PY) -m stack deploy-connectors
+	@$(PY) -m operations.connectors
 
 reconcile: ## re-send listings that have no prediction of their latest state; print them
 	@$(PY) -m operations.reconcile

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from config.settings import StackSettings
+from operations import connectors
 from operations.reconcile import reconcile
-from stack import connectors
 
 log = logging.getLogger("watchdog")
 

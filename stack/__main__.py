@@ -1,4 +1,4 @@
-"""`python -m stack up|down|rolling-restart|deploy-connectors|…` — what the Makefile calls to
+"""`python -m stack up|down|restart|…` — what the Makefile calls to
 run the local stack (the pipeline's operations are `python -m operations.<name>`).
 
 `up` is idempotent: it initialises only what is missing, starts only what is not
@@ -12,12 +12,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from config import new_env
 from config.settings import REPO_ROOT, StackSettings
 from model.settings import MODEL_NAME
-from stack import cluster, connectors, kafka, monitoring, postgres, private, readiness
+from stack import kafka, monitoring, postgres, private, readiness
 from stack.render import render_configs
 from stack.supervisor import VENV_BIN, Supervisor, stack_environment
 
@@ -136,29 +135,6 @@ def create_topics(settings: StackSettings) -> int:
     return 0
 
 
-def deploy_connectors(settings: StackSettings, directory: Path = connectors.CONNECTORS_DIR) -> int:
-    files = connectors.load_connector_files(directory)
-    if not files:
-        say(f"no connector JSON in {directory}")
-        return 1
-    try:
-        for state in connectors.deploy(settings.connect, files):
-            say(state.line())
-    except connectors.ConnectorDeployFailed as exc:
-        say(str(exc))
-        return 1
-    return 0
-
-
-def rolling_restart(settings: StackSettings) -> int:
-    try:
-        cluster.rolling_restart(settings, say)
-    except TimeoutError as exc:
-        say(f"rolling restart stopped: {exc}")
-        return 1
-    return 0
-
-
 def restart(settings: StackSettings, program: str) -> int:
     Supervisor(settings).restart(program)
     say(f"restarted {program}")
@@ -168,13 +144,9 @@ def restart(settings: StackSettings, program: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    plain = {"up": up, "down": down, "urls": urls, "rolling-restart": rolling_restart}
+    plain = {"up": up, "down": down, "urls": urls}
     for name, run in (plain | {"create-topics": create_topics}).items():
         commands.add_parser(name).set_defaults(run=run)
-    deploy = commands.add_parser("deploy-connectors", help="PUT connector JSON, wait RUNNING")
-    folder = connectors.CONNECTORS_DIR
-    deploy.add_argument("--connectors-dir", dest="directory", type=Path, default=folder)
-    deploy.set_defaults(run=deploy_connectors)
     restart_one = commands.add_parser("restart", help="restart one supervisor program")
     restart_one.add_argument("program")
     restart_one.set_defaults(run=restart)

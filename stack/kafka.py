@@ -34,16 +34,10 @@ from stack.render import broker_properties
 # tombstones kept for a week). The DLQs are logs for operators: kept 14 days.
 WEEK_MS = str(7 * 24 * 3600 * 1000)
 DLQ = {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}
+COMPACT = {"cleanup.policy": "compact", "delete.retention.ms": WEEK_MS}
 TOPICS: dict[str, tuple[int, dict[str, str]]] = {
-    "cdc_topic": (
-        3,
-        {
-            "cleanup.policy": "compact",
-            "delete.retention.ms": WEEK_MS,
-            "min.compaction.lag.ms": str(3600 * 1000),
-        },
-    ),
-    "predictions_topic": (3, {"cleanup.policy": "compact", "delete.retention.ms": WEEK_MS}),
+    "cdc_topic": (3, COMPACT | {"min.compaction.lag.ms": str(3600 * 1000)}),
+    "predictions_topic": (3, COMPACT),
     "dlq_topic": (1, DLQ),
     "sink_dlq_topic": (1, DLQ),
 }
@@ -134,19 +128,9 @@ def ensure_principals(settings: StackSettings) -> None:
 
 def _storage_tool(settings: StackSettings, *args: str, stdout: int | None) -> str:
     """Run Kafka's `kafka-storage` (StorageTool) from the jars `make bootstrap` fetched."""
-    return subprocess.run(
-        [
-            "java",
-            "-cp",
-            f"{settings.jvm_dir}/kafka/libs/*",
-            f"-Dlog4j2.configurationFile={settings.conf_dir / 'log4j2.properties'}",
-            "kafka.tools.StorageTool",
-            *args,
-        ],
-        check=True,
-        stdout=stdout,
-        text=True,
-    ).stdout
+    log4j = f"-Dlog4j2.configurationFile={settings.conf_dir / 'log4j2.properties'}"
+    tool = ["java", "-cp", f"{settings.jvm_dir}/kafka/libs/*", log4j, "kafka.tools.StorageTool"]
+    return subprocess.run([*tool, *args], check=True, stdout=stdout, text=True).stdout
 
 
 def new_cluster_id(settings: StackSettings) -> str:
@@ -281,24 +265,3 @@ def describe_topic(settings: StackSettings, name: str) -> dict[str, str]:
     resource = ConfigResource(ResourceType.TOPIC, name)
     entries = admin.describe_configs([resource])[resource].result()
     return {key: entry.value for key, entry in entries.items()}
-
-
-def partitions(settings: StackSettings) -> dict[tuple[str, int], tuple[int, list[int], list[int]]]:
-    """Every partition of every topic (Kafka's internal ones too) -> (leader, replicas, ISR),
-    as the cluster's metadata says now."""
-    admin = AdminClient(settings.kafka_admin(log_level=0))
-    return {
-        (name, number): (part.leader, list(part.replicas), list(part.isrs))
-        for name, topic in admin.list_topics(timeout=10).topics.items()
-        for number, part in topic.partitions.items()
-    }
-
-
-def under_replicated(settings: StackSettings) -> list[str]:
-    """`topic-partition` of each partition with fewer in-sync replicas than replicas (or no
-    leader): what must be empty before the next broker of a rolling restart stops."""
-    return sorted(
-        f"{name}-{number}"
-        for (name, number), (leader, replicas, isr) in partitions(settings).items()
-        if leader < 0 or set(isr) != set(replicas)
-    )

@@ -26,7 +26,7 @@ def _targets(program: str, host: str, port: int, count: int = 1, step: int = 1) 
 
 
 def template_values(settings: StackSettings) -> dict[str, str]:
-    mon, svc = settings.monitoring, settings.services
+    mon, svc, kafka = settings.monitoring, settings.services, settings.kafka
     host = mon.monitoring_host
     return {
         "monitoring_dir": str(MONITORING_DIR),
@@ -39,11 +39,7 @@ def template_values(settings: StackSettings) -> dict[str, str]:
         ),
         "bentoml_targets": _targets("bentoml", svc.bentoml_host, svc.bentoml_port),
         "kafka_targets": _targets(
-            "kafka",
-            host,
-            mon.kafka_jmx_port,
-            settings.kafka.kafka_brokers,
-            settings.kafka.kafka_broker_port_step,
+            "kafka", host, mon.kafka_jmx_port, kafka.kafka_brokers, kafka.kafka_broker_port_step
         ),
         "connect_targets": _targets(
             "connect", host, mon.connect_jmx_port, settings.connect_workers

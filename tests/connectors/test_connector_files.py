@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from config.settings import KafkaSettings
-from stack.connectors import load_connector_files
+from operations.connectors import load_connector_files
 
 
 def test_connector_files_hold_no_literal_secret() -> None:

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 
 from config.settings import StackSettings
 from model.api_schema import PricePrediction as Prediction
-from stack.connectors import ConnectorState, connector_state
+from operations.connectors import ConnectorState, connector_state
 from tests.connectors import contract
 from tests.support import end_offsets, read_until, wait_for
 from transformer.events import Event

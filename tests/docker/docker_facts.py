@@ -32,7 +32,7 @@ SUPERVISORD_CONF = REPO / "stack" / "supervisord.conf"
 TEMPLATES = REPO / "stack" / "templates"
 
 # The packages whose code runs in the project image; `alembic` runs migrations/env.py.
-PROJECT_PACKAGES = ("config", "stack", "transformer", "model", "migrations")
+PROJECT_PACKAGES = ("config", "stack", "operations", "transformer", "model", "migrations")
 MODULE_ALIASES = {"alembic": "migrations"}
 
 # How a one-shot job is marked in compose.yaml: it must not be restarted after it exits.

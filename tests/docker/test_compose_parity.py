@@ -30,8 +30,8 @@ from docker_facts import (
 )
 
 from config.settings import REPO_ROOT, ServiceSettings, StackSettings
+from operations.connectors import CONNECTORS_DIR
 from stack import readiness
-from stack.connectors import CONNECTORS_DIR
 from stack.render import jaas
 
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"

@@ -22,7 +22,7 @@ from confluent_kafka import Message, Producer
 
 from config.settings import StackSettings
 from model.listing_rules import latest_year
-from stack.connectors import all_states
+from operations.connectors import all_states
 from stack.supervisor import Supervisor
 from tests.support import FIESTA, end_offsets, insert_listing, read_until, wait_for
 

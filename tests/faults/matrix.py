@@ -34,7 +34,7 @@ import psycopg
 from confluent_kafka import TopicPartition
 
 from config.settings import REPO_ROOT, StackSettings
-from stack import connectors
+from operations import connectors
 from stack.supervisor import Supervisor
 from tests.support import end_offsets, read_to_end, wait_for
 

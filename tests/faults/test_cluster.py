@@ -28,8 +28,8 @@ import pytest
 from confluent_kafka import KafkaException
 
 from config.settings import REPO_ROOT, StackSettings
+from operations.rolling_restart import fully_replicated
 from stack import kafka
-from stack.cluster import fully_replicated
 from stack.readiness import broker_ready
 from stack.render import instance_name
 from stack.supervisor import Supervisor

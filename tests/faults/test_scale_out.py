@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from config.settings import REPO_ROOT, StackSettings
-from stack import connectors
+from operations import connectors
 from stack.readiness import instance_ready
 from stack.supervisor import Supervisor
 from tests.faults.matrix import (

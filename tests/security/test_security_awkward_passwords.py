@@ -49,9 +49,9 @@ def _with_passwords(text: str, new: dict[str, str]) -> str:
     return text
 
 
-def _stack(*args: str) -> None:
+def _run(module: str, *args: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "stack", *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -79,9 +79,9 @@ def _set_role_passwords(
 
 def _apply() -> None:
     """Connect reads the passwords at start: restart it, redeploy, wait until RUNNING."""
-    _stack("restart", "connect")
+    _run("stack", "restart", "connect")
     readiness.wait_until_ready(StackSettings(), "connect")
-    _stack("deploy-connectors")
+    _run("operations.connectors")
 
 
 @pytest.fixture()

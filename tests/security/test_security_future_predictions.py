@@ -11,8 +11,8 @@ import psycopg
 from confluent_kafka import Producer
 
 from config.settings import StackSettings
+from operations.connectors import all_states
 from operations.reconcile import reconcile
-from stack.connectors import all_states
 from tests.connectors import contract
 from tests.security.security_facts import connect_as
 from tests.support import FIESTA, insert_listing, wait_for

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from config.settings import KafkaServerSettings, StackSettings
 from stack import kafka
 from stack.__main__ import up
-from stack.cluster import restart_order
 from stack.environments import program_environment
 from stack.render import render_configs
 
@@ -228,9 +227,3 @@ def test_make_up_refuses_before_rendering_or_starting_anything(
     assert "refused: KAFKA_BROKERS=1 in .env, but" in capsys.readouterr().out
     assert not (tmp_path / "conf").exists(), "nothing rendered"
     assert not (tmp_path / "supervisor.sock").exists(), "nothing started"
-
-
-def test_a_rolling_restart_ends_with_the_active_controller() -> None:
-    assert restart_order(range(1, 4), 1) == [2, 3, 1]
-    assert restart_order(range(1, 4), 3) == [1, 2, 3]
-    assert restart_order(range(1, 4), None) == [1, 2, 3]

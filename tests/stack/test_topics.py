@@ -7,7 +7,8 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from config.settings import StackSettings
-from stack.kafka import describe_topic, partitions, under_replicated
+from operations.rolling_restart import partitions, under_replicated
+from stack.kafka import describe_topic
 
 
 def test_cdc_and_prediction_topics_are_compacted(stack_ready: StackSettings) -> None:

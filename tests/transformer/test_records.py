@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from model.api_schema import PricePrediction
-from stack.connectors import load_connector_files
+from operations.connectors import load_connector_files
 from tests.connectors import contract
 from tests.support import CDC_TOPIC, MessageOf, key_of
 from transformer.batch import DeadLetter, build

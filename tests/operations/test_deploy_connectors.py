@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 
 from config.settings import REPO_ROOT, StackSettings
-from stack.connectors import CONNECTORS_DIR, ConnectorState
+from operations.connectors import CONNECTORS_DIR, ConnectorState
 
 
 def _deploy(directory: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stack", "deploy-connectors", "--connectors-dir", str(directory)],
+        [sys.executable, "-m", "operations.connectors", "--connectors-dir", str(directory)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,6 @@
-"""Deploy `connectors/*.json` to Kafka Connect and report their state.
+"""`make deploy-connectors` (`python -m operations.connectors`): deploy
+`connectors/*.json` to Kafka Connect and report their state (also for `make status`, the
+watchdog and the tests).
 
 Each file is the usual registration body (`{"name": ..., "config": {...}}`, as in
 debezium-examples). Deploying PUTs the config, which creates or updates the
@@ -7,14 +9,16 @@ connector, so running it twice is harmless.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from config.settings import REPO_ROOT, ConnectSettings
+from config.settings import REPO_ROOT, ConnectSettings, StackSettings
 from config.waiting import WaitTimeout, wait_until
 
 CONNECTORS_DIR = REPO_ROOT / "connectors"
@@ -130,3 +134,25 @@ def _wait_running(client: httpx.Client, name: str, timeout: float) -> ConnectorS
         )
     except WaitTimeout as exc:
         raise ConnectorDeployFailed(str(exc)) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """PUT each connector JSON of the folder, then print each one's state; 1 on failure."""
+    parser = argparse.ArgumentParser(prog="python -m operations.connectors", description=__doc__)
+    parser.add_argument("--connectors-dir", dest="directory", type=Path, default=CONNECTORS_DIR)
+    directory = parser.parse_args(argv).directory
+    files = load_connector_files(directory)
+    if not files:
+        print(f"[connectors] no connector JSON in {directory}", flush=True)
+        return 1
+    try:
+        for state in deploy(StackSettings().connect, files):
+            print(f"[connectors] {state.line()}", flush=True)
+    except ConnectorDeployFailed as exc:
+        print(f"[connectors] {exc}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`make rolling-restart` (`python -m stack rolling-restart`): restart the brokers of a
+"""`make rolling-restart` (`python -m operations.rolling_restart`): restart the brokers of a
 KAFKA_BROKERS=3 cluster one at a time, so clients never lose a leader for long and no
 acknowledged write is lost (docs/cluster.md).
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -22,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 
 from config.settings import StackSettings
 from config.waiting import wait_until
-from stack import kafka, readiness
+from stack import readiness
 from stack.render import instance_name
 from stack.supervisor import Supervisor
 
@@ -74,13 +75,34 @@ def _wait(what: str, check: Callable[[], object], timeout: float = STEP_TIMEOUT_
     return time.monotonic() - started
 
 
+def partitions(settings: StackSettings) -> dict[tuple[str, int], tuple[int, list[int], list[int]]]:
+    """Every partition of every topic (Kafka's internal ones too) -> (leader, replicas, ISR),
+    as the cluster's metadata says now."""
+    admin = AdminClient(settings.kafka_admin(log_level=0))
+    return {
+        (name, number): (part.leader, list(part.replicas), list(part.isrs))
+        for name, topic in admin.list_topics(timeout=10).topics.items()
+        for number, part in topic.partitions.items()
+    }
+
+
+def under_replicated(settings: StackSettings) -> list[str]:
+    """`topic-partition` of each partition with fewer in-sync replicas than replicas (or no
+    leader): what must be empty before the next broker of a rolling restart stops."""
+    return sorted(
+        f"{name}-{number}"
+        for (name, number), (leader, replicas, isr) in partitions(settings).items()
+        if leader < 0 or set(isr) != set(replicas)
+    )
+
+
 def fully_replicated(settings: StackSettings) -> str | None:
     """None once every broker is in the metadata and every partition's ISR is complete."""
     missing = readiness.kafka_ready(settings)
     if missing:
         return missing
     try:
-        behind = kafka.under_replicated(settings)
+        behind = under_replicated(settings)
     except KafkaException as exc:  # metadata not answered this time (a broker stopping)
         return f"no metadata: {exc}"
     if not behind:
@@ -120,3 +142,19 @@ def rolling_restart(settings: StackSettings, say: Callable[[str], None] = print)
     except KafkaException as exc:  # the restart is done; Kafka rebalances within 5 min
         say(f"preferred leader election not done now: {exc}")
     say(f"done: every broker restarted, every ISR complete ({time.monotonic() - started:.0f}s)")
+
+
+def main() -> int:
+    def say(message: str) -> None:
+        print(f"[rolling-restart] {message}", flush=True)
+
+    try:
+        rolling_restart(StackSettings(), say)
+    except TimeoutError as exc:
+        say(f"stopped: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,15 +39,18 @@ def _brokers_in_metadata(settings: StackSettings, bootstrap: str) -> set[int] | 
 
 
 def kafka_ready(settings: StackSettings) -> str | None:
-    """Every local broker is in the cluster's metadata (on an external cluster: any)."""
+    """Every local broker answers on its own port and is in the cluster's metadata (asked
+    one by one: a broker just killed stays in the others' metadata until the controller
+    fences it, 9 s later); on an external cluster: any broker answers."""
     kafka = settings.kafka
-    found = _brokers_in_metadata(settings, kafka.bootstrap_servers)
-    if isinstance(found, str):
-        return found
     if kafka.kafka_bootstrap_servers:
-        return None if found else "no broker in metadata"
-    missing = [node for node in kafka.brokers if node not in found]
-    return f"broker {', '.join(map(str, missing))} not in metadata" if missing else None
+        found = _brokers_in_metadata(settings, kafka.bootstrap_servers)
+        return found if isinstance(found, str) else (None if found else "no broker in metadata")
+    for node in kafka.brokers:
+        reason = broker_ready(settings, node)
+        if reason is not None:
+            return f"broker {node}: {reason}" if kafka.kafka_brokers > 1 else reason
+    return None
 
 
 def broker_ready(settings: StackSettings, node: int) -> str | None:

@@ -13,7 +13,8 @@ import psycopg
 
 from config.settings import StackSettings
 from model.client import serving_version
-from operations import connectors, kafka, readiness
+from operations import connectors
+from stack import kafka, readiness
 from operations.lag import consumer_group_lag
 from stack.supervisor import Supervisor
 from transformer.settings import Settings as TransformerSettings

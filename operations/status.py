@@ -14,8 +14,8 @@ import psycopg
 from config.settings import StackSettings
 from model.client import serving_version
 from operations import connectors
-from stack import kafka, readiness
 from operations.lag import consumer_group_lag
+from stack import kafka, readiness
 from stack.supervisor import Supervisor
 from transformer.settings import Settings as TransformerSettings
 

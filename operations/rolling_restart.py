@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 
 from config.settings import StackSettings
 from config.waiting import wait_until
+from operations import replicas
 from stack import readiness
 from stack.render import instance_name
 from stack.supervisor import Supervisor
@@ -75,34 +76,13 @@ def _wait(what: str, check: Callable[[], object], timeout: float = STEP_TIMEOUT_
     return time.monotonic() - started
 
 
-def partitions(settings: StackSettings) -> dict[tuple[str, int], tuple[int, list[int], list[int]]]:
-    """Every partition of every topic (Kafka's internal ones too) -> (leader, replicas, ISR),
-    as the cluster's metadata says now."""
-    admin = AdminClient(settings.kafka_admin(log_level=0))
-    return {
-        (name, number): (part.leader, list(part.replicas), list(part.isrs))
-        for name, topic in admin.list_topics(timeout=10).topics.items()
-        for number, part in topic.partitions.items()
-    }
-
-
-def under_replicated(settings: StackSettings) -> list[str]:
-    """`topic-partition` of each partition with fewer in-sync replicas than replicas (or no
-    leader): what must be empty before the next broker of a rolling restart stops."""
-    return sorted(
-        f"{name}-{number}"
-        for (name, number), (leader, replicas, isr) in partitions(settings).items()
-        if leader < 0 or set(isr) != set(replicas)
-    )
-
-
 def fully_replicated(settings: StackSettings) -> str | None:
     """None once every broker is in the metadata and every partition's ISR is complete."""
     missing = readiness.kafka_ready(settings)
     if missing:
         return missing
     try:
-        behind = under_replicated(settings)
+        behind = replicas.under_replicated(settings)
     except KafkaException as exc:  # metadata not answered this time (a broker stopping)
         return f"no metadata: {exc}"
     if not behind:

@@ -13,9 +13,9 @@ import psycopg
 
 from config.settings import StackSettings
 from model.client import serving_version
-from operations import connectors
+from operations import connectors, replicas
 from operations.lag import consumer_group_lag
-from stack import kafka, readiness
+from stack import readiness
 from stack.supervisor import Supervisor
 from transformer.settings import Settings as TransformerSettings
 
@@ -76,7 +76,7 @@ def _broker_roles(settings: StackSettings, program: str) -> str:
         return ""
     node = int(program.rsplit("-", 1)[1]) if "-" in program else 1
     try:
-        parts = kafka.partitions(settings)
+        parts = replicas.partitions(settings)
     except Exception as exc:  # status must print something, whatever Kafka says
         return f", partitions unknown ({exc})"
     led = sum(1 for leader, _, _ in parts.values() if leader == node)

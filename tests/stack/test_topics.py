@@ -7,7 +7,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from config.settings import StackSettings
-from operations.rolling_restart import partitions, under_replicated
+from operations.replicas import partitions, under_replicated
 from stack.kafka import describe_topic
 
 

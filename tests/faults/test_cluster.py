@@ -28,8 +28,8 @@ import pytest
 from confluent_kafka import KafkaException
 
 from config.settings import REPO_ROOT, StackSettings
+from operations import replicas
 from operations.rolling_restart import fully_replicated
-from stack import kafka
 from stack.readiness import broker_ready
 from stack.render import instance_name
 from stack.supervisor import Supervisor
@@ -120,7 +120,7 @@ def cdc_leaders(settings: StackSettings) -> Counter[int]:
     """How many of the CDC topic's partitions each broker leads now (-1: no leader, or
     no answer this time)."""
     try:
-        layout = kafka.partitions(settings)
+        layout = replicas.partitions(settings)
     except KafkaException:
         return Counter({-1: 1})
     cdc = settings.kafka.cdc_topic
@@ -141,7 +141,7 @@ class IsrWatch:
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                layout = kafka.partitions(self.settings)
+                layout = replicas.partitions(self.settings)
             except KafkaException:
                 layout = {}
             for (topic, number), (_, _, isr) in layout.items():

@@ -40,13 +40,19 @@ def test_the_cluster_id_is_kafkas_and_never_starts_with_a_dash() -> None:
     assert ids[0] != ids[1], "a fresh random id each time"
 
 
+def _rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, brokers: int) -> StackSettings:
+    """A stack of `brokers` brokers in tmp_path, its configs rendered, nothing formatted."""
+    monkeypatch.setenv("KAFKA_BROKERS", str(brokers))
+    settings = StackSettings(state_dir=tmp_path)
+    render_configs(settings)
+    return settings
+
+
 @pytest.mark.usefixtures("dashed_uuid4")
 def test_format_storage_formats_a_fresh_log_dir_from_the_rendered_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KAFKA_BROKERS", "1")
-    settings = StackSettings(state_dir=tmp_path)
-    render_configs(settings)
+    settings = _rendered(tmp_path, monkeypatch, brokers=1)
 
     assert format_storage(settings) == [1]
     meta = (settings.kafka_data_dir / "meta.properties").read_text()
@@ -59,9 +65,7 @@ def test_format_storage_formats_a_fresh_log_dir_from_the_rendered_config(
 def test_three_brokers_are_formatted_into_one_cluster(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KAFKA_BROKERS", "3")
-    settings = StackSettings(state_dir=tmp_path)
-    render_configs(settings)
+    settings = _rendered(tmp_path, monkeypatch, brokers=3)
 
     assert format_storage(settings) == [1, 2, 3]
     metas = [(settings.broker_data_dir(n) / "meta.properties").read_text() for n in (1, 2, 3)]
@@ -75,9 +79,7 @@ def test_three_brokers_are_formatted_into_one_cluster(
 def test_a_start_interrupted_mid_format_formats_the_rest_into_the_same_cluster(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KAFKA_BROKERS", "3")
-    settings = StackSettings(state_dir=tmp_path)
-    render_configs(settings)
+    settings = _rendered(tmp_path, monkeypatch, brokers=3)
     format_storage(settings)
     shutil.rmtree(settings.broker_data_dir(3))  # as if the start had died before node 3
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import xmlrpc.client
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from config.settings import StackSettings
 from config.waiting import wait_until
 from stack import adminer_dir, environments
 from stack.environments import VENV_BIN, program_environment, supervisord_environment
+
+LIVE_CONFIGS = {"scale-out.conf", "prometheus.yml"}
+INSTANCE_CONFIG = re.compile(r"connect-\d+\.properties")
+ALIVE = {"RUNNING", "STARTING", "BACKOFF"}  # states a stop applies to
 
 __all__ = ["VENV_BIN", "ProcessState", "Supervisor", "stack_environment"]
 
@@ -69,8 +74,12 @@ class Supervisor:
             return None
 
     def _config_digest(self) -> str:
+        """Of the configs running programs read: not those `up` applies live (instances by
+        `supervisorctl update`, Prometheus' targets by SIGHUP), so scaling restarts nothing."""
         digest = hashlib.sha256(self.settings.supervisor_conf.read_bytes())
         for path in sorted(self.settings.conf_dir.glob("*")):
+            if path.name in LIVE_CONFIGS or INSTANCE_CONFIG.fullmatch(path.name):
+                continue
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         return digest.hexdigest()
 
@@ -102,11 +111,8 @@ class Supervisor:
         stopped = [p.name for p in self.processes() if p.state not in {"RUNNING", "STARTING"}]
         for name in stopped:
             self._ctl("start", name, check=False)
-        return (
-            f"supervisord already running; started {stopped}"
-            if stopped
-            else "supervisord already running; every program is running"
-        )
+        started = f"started {stopped}" if stopped else "every program is running"
+        return f"supervisord already running; {started}"
 
     def _wait_for_daemon(self, timeout: float = 20) -> None:
         wait_until(
@@ -128,11 +134,7 @@ class Supervisor:
     def stop_program_if_running(self, name: str) -> None:
         """Stop it in whatever live state it is (e.g. restarting after a crash). One that
         exits between the look and the stop (just killed) is no error: it is not running."""
-        if self._rpc.supervisor.getProcessInfo(name)["statename"] in {
-            "RUNNING",
-            "STARTING",
-            "BACKOFF",
-        }:
+        if self._rpc.supervisor.getProcessInfo(name)["statename"] in ALIVE:
             try:
                 self._rpc.supervisor.stopProcess(name)
             except xmlrpc.client.Fault as fault:
@@ -154,7 +156,7 @@ class Supervisor:
         for name in sorted(clients, key=configs.__getitem__, reverse=True):
             self.stop_program_if_running(name)
         for name in brokers:
-            if rpc.getProcessInfo(name)["statename"] in {"RUNNING", "STARTING", "BACKOFF"}:
+            if rpc.getProcessInfo(name)["statename"] in ALIVE:
                 rpc.stopProcess(name, False)  # no wait: the next one's SIGTERM goes at once
         wait_until(
             lambda: [n for n in brokers if rpc.getProcessInfo(n)["statename"] == "STOPPING"],

@@ -71,8 +71,11 @@ def connect_port(settings: StackSettings, number: int) -> int:
 
 @pytest.fixture(scope="module")
 def scaled_out(stack_ready: StackSettings) -> Iterator[StackSettings]:
+    running = {p.name: p.pid for p in Supervisor(stack_ready).processes()}
     stack_up(2)
     try:
+        now = {p.name: p.pid for p in Supervisor(stack_ready).processes()}
+        assert {name: now[name] for name in running} == running, "scaling out restarted some"
         for name in EXTRA:
             wait_for(lambda name=name: instance_ready(stack_ready, name) is None, timeout=120)
         wait_for(lambda: len(group_assignment(stack_ready)) == 2, timeout=60)

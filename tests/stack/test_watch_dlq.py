@@ -20,8 +20,8 @@ def test_watch_dlq_prints_a_record_of_each_dead_letter_topic(
         producer.produce(topic, key=key, value=b'{"test": "make watch-dlq"}')
     assert producer.flush(10) == 0
 
-    watched = subprocess.run(  # the console consumer ends after 20 s without a record
-        ["make", "--no-print-directory", "watch-dlq", "WATCH_ARGS=--timeout-ms 20000"],
+    watched = subprocess.run(  # the console consumer ends after 10 s without a record
+        ["make", "--no-print-directory", "watch-dlq", "WATCH_ARGS=--timeout-ms 10000"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """The fault matrix's load, faults and verdict (the fixtures are in conftest.py).
 
-- The `load` fixture writes FAULT_LISTINGS listings (default 5,000; `make down` 120,000) in
+- The `load` fixture writes FAULT_LISTINGS listings (default 5,000; `make down` 50,000) in
   one COPY.
 - `change_some` updates a tenth of them and deletes another tenth: while the fault is on
   where the fault lets a client write (its `fault_on` check proves the fault was still on

@@ -50,17 +50,23 @@ def configure_logging(level: str) -> None:
     logging.getLogger("transformer.kafka").addFilter(OncePer())
 
 
-def stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT: finish the current batch, then stop; a second one kills at once."""
+def stop_on_signals(stop: threading.Event) -> list[str]:
+    """SIGTERM/SIGINT: finish the current batch, then stop; a second one kills at once.
+
+    The handler only sets `stop` and notes the signal; the main loop logs it. A handler
+    runs between two bytecodes of the main thread, maybe halfway through writing a log
+    line to stderr: a log call in it raised "reentrant call inside BufferedWriter",
+    logging swallowed that, and the stop was lost (supervisord SIGKILLed us 30 s later)."""
+    received: list[str] = []
 
     def handle(signum: int, _frame: Any) -> None:
-        name = signal.Signals(signum).name
-        log.info(f"{name}: finishing the current batch", extra={"event": "shutdown_requested"})
         stop.set()
+        received.append(signal.Signals(signum).name)
         signal.signal(signum, signal.SIG_DFL)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handle)
+    return received
 
 
 def run() -> int:
@@ -73,7 +79,7 @@ def run() -> int:
         return 2
     configure_logging(settings.transformer_log_level)
     stop, metrics = threading.Event(), Metrics()
-    stop_on_signals(stop)
+    received = stop_on_signals(stop)
     host, port = settings.transformer_metrics_host, settings.transformer_metrics_port
     try:
         server, _ = start_http_server(port, host, metrics.registry)
@@ -92,7 +98,9 @@ def run() -> int:
     pipeline.producer = Producer(settings.producer_config() | callbacks)
     exit_code = 0
     try:
-        pipeline.run()
+        pipeline.run()  # returns once `stop` is set
+        signals = ", ".join(received)
+        log.info(f"{signals}: batch finished, stopping", extra={"event": "shutdown_requested"})
     except KafkaException as exc:  # fatal: the client is unusable
         log.critical(f"fatal Kafka error, exiting: {exc}", extra={"event": "fatal"})
         exit_code = 1

@@ -7,12 +7,14 @@ reaching a broker, and configuration errors fail fast.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,3 +118,45 @@ def test_an_identical_kafka_line_passes_once_per_interval() -> None:
     assert not once.filter(record("broker down", 110.0))
     assert once.filter(record("other line", 110.0))
     assert once.filter(record("broker down", 131.0))
+
+
+class OneWriterAtATime(io.StringIO):
+    """Like stderr's BufferedWriter, which raises "reentrant call" when a signal handler
+    writes while the main thread is inside a write; this one is signalled from within it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing, self.signalled = False, False
+
+    def write(self, text: str) -> int:
+        if self.writing:
+            raise RuntimeError("reentrant call inside OneWriterAtATime")
+        self.writing = True
+        try:
+            if not self.signalled:
+                self.signalled = True
+                os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before kill returns
+            return super().write(text)
+        finally:
+            self.writing = False
+
+
+def test_a_signal_arriving_while_a_log_line_is_written_still_stops(monkeypatch) -> None:
+    from transformer.service import configure_logging, stop_on_signals
+
+    stream = OneWriterAtATime()
+    monkeypatch.setattr(sys, "stderr", stream)  # logging's StreamHandler and handleError
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    root = logging.getLogger()
+    handlers, level, stop = root.handlers[:], root.level, threading.Event()
+    try:
+        configure_logging("INFO")
+        received = stop_on_signals(stop)
+        logging.getLogger("transformer").info("batch committed")
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        root.handlers[:], root.level = handlers, level
+
+    assert stream.signalled and stop.is_set(), stream.getvalue()
+    assert received == ["SIGTERM"]

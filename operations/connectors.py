@@ -24,6 +24,9 @@ from config.waiting import WaitTimeout, wait_until
 CONNECTORS_DIR = REPO_ROOT / "connectors"
 
 
+HELD_STATES = ("PAUSED", "STOPPED")
+
+
 @dataclass(frozen=True)
 class ConnectorState:
     name: str
@@ -41,6 +44,11 @@ class ConnectorState:
         )
 
     @property
+    def held(self) -> bool:
+        """Paused or stopped through the REST API: Connect keeps that through config updates."""
+        return self.state in HELD_STATES
+
+    @property
     def failed(self) -> bool:
         return self.state == "FAILED" or any(state == "FAILED" for _, state in self.tasks)
 
@@ -48,7 +56,10 @@ class ConnectorState:
         tasks = " ".join(f"task{task_id}={state}" for task_id, state in self.tasks) or "no tasks"
         if self.workers:
             tasks += f" on {','.join(self.workers)}"
-        return f"connector {self.name:<28} {self.state:<10} {tasks}"
+        line = f"connector {self.name:<28} {self.state:<10} {tasks}"
+        if self.held:
+            line += f" (held by an operator: PUT /connectors/{self.name}/resume starts it)"
+        return line
 
 
 class ConnectorDeployFailed(RuntimeError):
@@ -87,7 +98,8 @@ def deploy(
     settings: ConnectSettings, connectors: list[dict] | None = None, timeout: float = 120
 ) -> list[ConnectorState]:
     """PUT every config, restart what had failed, then wait until each connector and its
-    tasks are RUNNING. A connector still FAILED after FAILED_GRACE_S raises with its trace."""
+    tasks are RUNNING, or held (paused or stopped by an operator, which a config update
+    keeps). A connector still FAILED after FAILED_GRACE_S raises with its trace."""
     connectors = connectors if connectors is not None else load_connector_files()
     with httpx.Client(base_url=settings.url, auth=settings.rest_auth, timeout=30) as client:
         for connector in connectors:
@@ -125,7 +137,7 @@ def _wait_running(client: httpx.Client, name: str, timeout: float) -> ConnectorS
     try:
         return wait_until(
             state_now,
-            lambda state: state is not None and state.running,
+            lambda state: state is not None and (state.running or state.held),
             timeout=timeout,
             interval=1,
             message=lambda state: (

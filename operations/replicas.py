@@ -22,8 +22,13 @@ def partitions(settings: StackSettings) -> dict[tuple[str, int], tuple[int, list
 def under_replicated(settings: StackSettings) -> list[str]:
     """`topic-partition` of each partition with fewer in-sync replicas than replicas (or no
     leader): what must be empty before the next broker of a rolling restart stops."""
+    return lagging(partitions(settings))
+
+
+def lagging(parts: dict[tuple[str, int], tuple[int, list[int], list[int]]]) -> list[str]:
+    """The under-replicated ones among `partitions()`' answer."""
     return sorted(
         f"{name}-{number}"
-        for (name, number), (leader, replicas, isr) in partitions(settings).items()
+        for (name, number), (leader, replicas, isr) in parts.items()
         if leader < 0 or set(isr) != set(replicas)
     )

@@ -82,7 +82,7 @@ def _broker_roles(settings: StackSettings, program: str) -> str:
     led = sum(1 for leader, _, _ in parts.values() if leader == node)
     if node != 1:
         return f", leads {led}"
-    behind = sum(1 for leader, rs, isr in parts.values() if leader < 0 or set(isr) != set(rs))
+    behind = len(replicas.lagging(parts))
     return f", leads {led}; cluster: {len(parts)} partitions, {behind} under-replicated"
 
 

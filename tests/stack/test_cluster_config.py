@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from config.settings import KafkaServerSettings, StackSettings
+from stack import __main__ as stack_main
 from stack import kafka
 from stack.__main__ import up
 from stack.environments import program_environment
@@ -223,6 +224,10 @@ def test_make_up_refuses_before_rendering_or_starting_anything(
     three.kafka_data_dir.mkdir(parents=True)
     kafka.cluster_file(three).write_text(json.dumps({"cluster_id": "x", "brokers": 3}))
 
+    def started(*_args: object, **_kwargs: object) -> None:  # a broken refusal stops here,
+        raise AssertionError("make up went on to render")  # not in a second, real stack
+
+    monkeypatch.setattr(stack_main, "render_configs", started)
     assert up(_state(tmp_path, monkeypatch, 1)) == 2
     assert "refused: KAFKA_BROKERS=1 in .env, but" in capsys.readouterr().out
     assert not (tmp_path / "conf").exists(), "nothing rendered"

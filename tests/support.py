@@ -7,6 +7,7 @@ Fixtures stay in the conftest.py files; whatever a test imports comes from here
 
 from __future__ import annotations
 
+import configparser
 import json
 import time
 from collections.abc import Callable
@@ -17,11 +18,23 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from config.settings import StackSettings
+from config.settings import REPO_ROOT, StackSettings
 
 # --- listings ---------------------------------------------------------------------------
 
+
 #: the columns a listing is written with
+def _programs() -> tuple[str, ...]:
+    conf = configparser.RawConfigParser()
+    conf.read(REPO_ROOT / "stack" / "supervisord.conf")
+    return tuple(s.removeprefix("program:") for s in conf.sections() if s.startswith("program:"))
+
+
+#: every program of the stack, by name, as stack/supervisord.conf declares them
+PROGRAMS = _programs()
+assert {"postgres", "kafka", "connect", "bentoml", "transformer", "watchdog"} <= set(PROGRAMS)
+
+
 FIELDS = (
     "model",
     "year",

@@ -3,12 +3,12 @@ name with its state and readiness, each connector with its task, the slot and th
 
 from __future__ import annotations
 
-import configparser
 import re
 import subprocess
 import sys
 
 from config.settings import REPO_ROOT, StackSettings
+from tests.support import PROGRAMS
 
 
 def test_status_names_every_program_connector_slot_and_the_alerts(
@@ -23,11 +23,8 @@ def test_status_names_every_program_connector_slot_and_the_alerts(
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    conf = configparser.RawConfigParser()
-    conf.read(REPO_ROOT / "stack" / "supervisord.conf")
-    programs = [s.removeprefix("program:") for s in conf.sections() if s.startswith("program:")]
     states = {line.split()[0]: line.split()[1] for line in lines if line.split()[:1]}
-    assert {name: states.get(name) for name in programs} == dict.fromkeys(programs, "RUNNING")
+    assert {name: states.get(name) for name in PROGRAMS} == dict.fromkeys(PROGRAMS, "RUNNING")
     transformer = next(line for line in lines if line.startswith("transformer "))
     assert re.search(r"ready, lag (\d+ events|no commits yet)$", transformer), transformer
     bentoml = next(line for line in lines if line.startswith("bentoml "))

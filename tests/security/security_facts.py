@@ -57,4 +57,5 @@ def passwords(settings: StackSettings) -> dict[str, str]:
         "APP_DB_PASSWORD": pg.app_db_password,
         "CDC_DB_PASSWORD": pg.cdc_db_password,
         "SINK_DB_PASSWORD": pg.sink_db_password,
+        "MONITORING_DB_PASSWORD": pg.monitoring_db_password,
     }

@@ -8,19 +8,24 @@ import pytest
 from security_facts import passwords, process_environment, program_pids
 
 from config.settings import StackSettings
+from tests.support import PROGRAMS
 
-# which passwords each process may hold: Connect the ones its connectors use, no one else any
-ALLOWED = {"connect": {"CDC_DB_PASSWORD", "SINK_DB_PASSWORD"}}
-PROCESSES = ["supervisord", "postgres", "kafka", "connect", "bentoml", "transformer", "adminer"]
+# which passwords each process may hold, .env name -> its variable there: Connect the ones
+# its connectors use, the Postgres exporter its monitoring role's; no one else any
+ALLOWED = {
+    "connect": {"CDC_DB_PASSWORD": "CDC_DB_PASSWORD", "SINK_DB_PASSWORD": "SINK_DB_PASSWORD"},
+    "postgres_exporter": {"MONITORING_DB_PASSWORD": "DATA_SOURCE_PASS"},
+}
+PROCESSES = ["supervisord", *PROGRAMS]
 
 
 @pytest.mark.parametrize("name", PROCESSES)
 def test_process_holds_only_the_passwords_it_needs(stack_ready: StackSettings, name: str) -> None:
     env = process_environment(program_pids(stack_ready)[name])
-    allowed = ALLOWED.get(name, set())
+    allowed = ALLOWED.get(name, {})
     for key, secret in passwords(stack_ready).items():
         if key in allowed:
-            assert env.get(key) == secret, f"{name} lacks {key}, which its connectors use"
+            assert env.get(allowed[key]) == secret, f"{name} lacks {key}, which it uses"
             continue
         assert key not in env, f"{name} has {key} in its environment"
         assert secret not in env.values(), f"{name} holds the value of {key}"

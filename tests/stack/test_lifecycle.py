@@ -5,7 +5,6 @@ This module stops and restarts the whole stack, so it ends by bringing it back u
 
 from __future__ import annotations
 
-import configparser
 import subprocess
 from pathlib import Path
 
@@ -13,13 +12,10 @@ import pytest
 
 from config.settings import REPO_ROOT, StackSettings
 from stack.supervisor import Supervisor
+from tests.support import PROGRAMS
 
-#: every program of the stack, by name, as supervisord.conf declares them (a program
-#: missing from `make status` fails too)
-_CONF = configparser.RawConfigParser()
-_CONF.read(REPO_ROOT / "stack" / "supervisord.conf")
-PROGRAMS = tuple(s.removeprefix("program:") for s in _CONF.sections() if s.startswith("program:"))
-assert {"postgres", "kafka", "connect", "bentoml", "transformer", "watchdog"} <= set(PROGRAMS)
+# every program supervisord.conf declares, by name (a program missing from `make status`
+# fails too)
 CONNECTORS = ("car-price-predictions-sink", "car-price-source")
 ALL_RUNNING = {
     **{program: "RUNNING" for program in PROGRAMS},

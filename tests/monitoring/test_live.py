@@ -101,13 +101,40 @@ def test_exporters_bind_loopback_and_show_no_secret(stack_ready: StackSettings) 
     assert pg.monitoring_db_password not in " ".join(psutil.Process(exporter.pid).cmdline())
 
 
+# what the exporter's queries (monitoring/postgres-queries.yaml) read: keys and times only
+MONITORING_READS = {
+    ("tbl_car_price", "id"),
+    ("tbl_car_price", "updated_at"),
+    ("tbl_price_prediction", "car_id"),
+    ("tbl_price_prediction", "status"),
+    ("tbl_price_prediction", "source_committed_at"),
+    ("tbl_price_prediction", "written_at"),
+}
+# every column of every table and view in public the current role may do `privilege` on
+COLUMNS_WITH = """
+    SELECT c.relname, a.attname FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE c.relkind IN ('r', 'p', 'v', 'm') AND has_column_privilege(c.oid, a.attnum, %s)
+"""
+
+
 def test_monitoring_role_reads_no_listing_data(stack_ready: StackSettings) -> None:
+    """It reads the keys and times its queries need and nothing else of any table or view:
+    no listing's data, no price, no reason; it writes nothing."""
     pg = stack_ready.postgres
     dsn = pg.dsn(user=pg.monitoring_db_user, password=pg.monitoring_db_password)
     with psycopg.connect(dsn) as conn:
         conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()
+        readable = set(conn.execute(COLUMNS_WITH, ("SELECT",)).fetchall())
+        writable = {
+            privilege: conn.execute(COLUMNS_WITH, (privilege,)).fetchall()
+            for privilege in ("INSERT", "UPDATE")
+        }
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT price FROM tbl_car_price LIMIT 1")
+    assert readable == MONITORING_READS
+    assert writable == {"INSERT": [], "UPDATE": []}
 
 
 # alerts about the last minutes' records (5 minute windows): tests send bad input on

@@ -27,6 +27,53 @@ def test_cdc_role_can_read_listings_but_not_write_them(stack_ready: StackSetting
             conn.execute("SELECT * FROM tbl_price_prediction")
 
 
+# every privilege each role holds on a table, view or sequence of the schema, and why
+PRIVILEGES = {
+    "cdc": {  # Debezium: reads listings, writes its heartbeat and snapshot watermarks
+        "tbl_car_price": {"SELECT"},
+        "dbz_heartbeat": {"SELECT", "UPDATE"},
+        "debezium_signal": {"SELECT", "INSERT", "DELETE"},
+    },
+    "sink": {  # the JDBC sink: upserts and deletes predictions, keeps deletions' positions
+        "tbl_price_prediction": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+        "tbl_price_prediction_deleted": {"SELECT", "INSERT", "UPDATE"},
+        "tbl_price_prediction_refused_future": {"INSERT"},
+    },
+    "app": {  # people and Adminer: edit listings, read every outcome
+        "tbl_car_price": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+        "tbl_price_prediction": {"SELECT"},
+        "tbl_price_prediction_deleted": {"SELECT"},
+        "tbl_price_prediction_refused_future": {"SELECT"},
+        "v_car_price_recommendation": {"SELECT"},
+    },
+    "monitoring": {},  # columns only (tests/monitoring/test_live.py)
+}
+HELD = """
+    SELECT c.relname, p.privilege FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+    CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',
+                            'TRIGGER', 'USAGE']) AS p(privilege)
+    WHERE CASE WHEN c.relkind = 'S' THEN p.privilege IN ('SELECT', 'UPDATE', 'USAGE')
+               AND has_sequence_privilege(%(role)s, c.oid, p.privilege)
+          WHEN c.relkind IN ('r', 'p', 'v', 'm') THEN p.privilege <> 'USAGE'
+               AND has_table_privilege(%(role)s, c.oid, p.privilege)
+          ELSE false END
+"""
+
+
+@pytest.mark.parametrize("role", sorted(PRIVILEGES))
+def test_each_role_holds_exactly_the_privileges_its_job_needs(
+    db: psycopg.Connection, settings: StackSettings, role: str
+) -> None:
+    """Checked from the catalog, so a privilege no other test tries (a TRUNCATE, an UPDATE
+    of listings by the CDC role) is caught too."""
+    name = getattr(settings.postgres, f"{role}_db_user")
+    held: dict[str, set[str]] = {}
+    for table, privilege in db.execute(HELD, {"role": name}):
+        held.setdefault(table, set()).add(privilege)
+    assert held == PRIVILEGES[role]
+
+
 def test_cdc_role_has_replication(db: psycopg.Connection, settings: StackSettings) -> None:
     row = db.execute(
         "SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = %s",

@@ -22,7 +22,7 @@ from model.api_schema import PricePrediction
 from tests.support import CDC_TOPIC, FIESTA_LISTING, MessageOf, key_of
 from transformer.bentoml_client import Unavailable
 from transformer.metrics import Metrics
-from transformer.pipeline import Pipeline
+from transformer.pipeline import SLICE_S, Pipeline
 
 Hook = Callable[["FakeConsumer"], None]
 
@@ -103,12 +103,13 @@ class FakeConsumer:
 
 
 class FakeProducer:
-    """Acknowledges on flush(), failing the records it is told to fail."""
+    """Acknowledges on flush(), failing the records it is told to fail; the first `stuck`
+    flushes acknowledge nothing (the broker is slow)."""
 
     def __init__(self, calls: list[str]) -> None:
         self.calls, self.pending, self.acked = calls, [], []
         self.failures: list[KafkaError] = []
-        self.stuck = False
+        self.stuck, self.timeouts = 0, []
 
     def produce(self, topic: str, value: Any, key: Any, headers: Any, on_delivery: Any) -> None:
         self.calls.append("produce")
@@ -116,7 +117,8 @@ class FakeProducer:
 
     def flush(self, timeout: float) -> int:
         self.calls.append("flush")
-        if self.stuck:
+        self.timeouts.append(timeout)
+        if len(self.timeouts) <= self.stuck:
             return len(self.pending)
         for record, on_delivery in self.pending:
             error = self.failures.pop(0) if self.failures else None
@@ -239,13 +241,24 @@ def test_shutdown_while_bentoml_is_down_commits_and_produces_nothing(change: Mes
 
 
 def test_stopping_waits_for_acknowledgements_no_longer_than_the_grace(change: MessageOf) -> None:
-    h = Harness({0: [change("c", 1, offset=0)]}, transformer_shutdown_timeout_ms=0)
-    h.producer.stuck = True
+    h = Harness({0: [change("c", 1, offset=0)]}, transformer_shutdown_timeout_ms=2500)
+    h.producer.stuck = 10**6
     h.stop.set()
 
     assert h.pipeline.run_once() == "abandoned"
 
     assert h.consumer.commits == [] and h.producer.acked == []
+    assert h.producer.timeouts == [SLICE_S, 2.5], "one slice, then the grace once, no more"
+
+
+def test_an_acknowledgement_within_the_grace_is_committed(change: MessageOf) -> None:
+    h = Harness({0: [change("c", 1, offset=0)]}, transformer_shutdown_timeout_ms=2500)
+    h.producer.stuck = 1  # the first slice passes without it
+    h.stop.set()
+
+    assert h.pipeline.run_once() == "committed"
+
+    assert h.consumer.commits == [{0: 1}] and h.producer.timeouts[:2] == [SLICE_S, 2.5]
 
 
 def test_a_failed_delivery_commits_nothing_and_the_batch_is_produced_again(

@@ -39,12 +39,14 @@ class FakeConsumer:
         self.paused: set[int] = set()
         self.errors: list[Message] = []
         self.hooks: list[Hook] = []  # run inside consume(), where rebalances happen
+        self.consume_timeouts: list[float] = []
 
     def subscribe(self, topics: list[str], on_revoke: Any, on_lost: Any) -> None:
         self.on_revoke = on_revoke
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         self.calls.append("consume")
+        self.consume_timeouts.append(timeout)
         for hook in list(self.hooks):
             hook(self)
         out, self.errors = self.errors, []
@@ -377,9 +379,11 @@ def test_a_pause_left_from_before_a_rebalance_is_undone_before_the_next_batch(
 
 
 def test_an_idle_loop_blocks_in_consume_and_reports_the_lag() -> None:
-    h = Harness({0: []})
+    h = Harness({0: []}, transformer_batch_max_wait_ms=250)
 
     assert h.pipeline.run_once() is None
+
+    assert h.consumer.consume_timeouts == [0.25], "one consume, waiting the batch's max wait"
 
     assert h.metric("transformer_consumer_lag", topic=CDC_TOPIC, partition="0") == 0
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from config.settings import REPO_ROOT, BentoMLSettings, StackSettings, as_env
 from model.settings import ServingSettings
+from stack import private
 from stack.postgres import find_bindir
 
 # supervisord/supervisorctl and the launched programs come from this interpreter's virtualenv
@@ -133,8 +134,6 @@ def write_program_environments(settings: StackSettings) -> list[Path]:
     written = []
     for name, env in environments.items():
         path = settings.env_dir / f"{name}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            json.dump(env, file)
+        private.write_private(path, json.dumps(env))
         written.append(path)
     return written

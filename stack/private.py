@@ -40,3 +40,13 @@ def private_state(settings: StackSettings) -> list[Path]:
         dirs[:] = [d for d in dirs if (Path(folder) / d).lstat().st_uid == uid]
     root.chmod(0o711)
     return changed
+
+
+def write_private(target: Path, text: str) -> None:
+    """Write `text` readable by us alone (configs and environments hold secrets), also
+    over a file another mode left: open()'s mode applies only to a file it creates."""
+    if not target.exists() or target.read_text() != text:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+    target.chmod(0o600)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import configparser
 import io
-import os
 from pathlib import Path
 from string import Template
 
 from config.settings import StackSettings
-from stack import monitoring
+from stack import monitoring, private
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -202,15 +201,6 @@ def scale_out_sections(settings: StackSettings) -> str:
     return header + text.getvalue()
 
 
-def _write_private(target: Path, text: str) -> None:
-    if not target.exists() or target.read_text() != text:
-        # worker properties may hold SASL secrets: readable by us alone
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-    target.chmod(0o600)
-
-
 def render_configs(settings: StackSettings) -> list[Path]:
     """Write every template to `.state/conf/`, plus one properties file per extra broker
     and Connect worker and the extra supervisord sections; returns the written paths."""
@@ -233,7 +223,7 @@ def render_configs(settings: StackSettings) -> list[Path]:
         targets[broker_properties(node)] = (server, values | broker_values(settings, node))
     written = []
     for name, (template, its_values) in targets.items():
-        _write_private(settings.conf_dir / name, Template(template).substitute(its_values))
+        private.write_private(settings.conf_dir / name, Template(template).substitute(its_values))
         written.append(settings.conf_dir / name)
-    _write_private(settings.scale_out_conf, scale_out_sections(settings))
+    private.write_private(settings.scale_out_conf, scale_out_sections(settings))
     return [*written, settings.scale_out_conf]

@@ -92,6 +92,9 @@ def test_supervisord_itself_holds_no_secret(settings: StackSettings) -> None:
 
 
 def test_environment_files_are_private(settings: StackSettings) -> None:
+    settings.env_dir.mkdir(parents=True)
+    (settings.env_dir / "transformer.json").write_text("{}")
+    (settings.env_dir / "transformer.json").chmod(0o644)  # left by an older version, or by hand
     for path in write_program_environments(settings):
         assert path.stat().st_mode & 0o777 == 0o600
         assert isinstance(json.loads(path.read_text()), dict)

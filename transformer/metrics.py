@@ -11,6 +11,8 @@ from transformer.events import EventKind, Reason
 from transformer.records import Label, RecordKind
 
 SIZES = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+# a batch's outcomes (transformer/pipeline.py): committed, or why not
+OUTCOMES = ("committed", "commit_failed", "revoked", "retried", "abandoned")
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -41,6 +43,8 @@ class Metrics:
             self.dlq_messages.labels(reason)
         for outcome in ("ok", "rejected", "unavailable"):
             self.bentoml_request_seconds.labels(outcome)
+        for outcome in OUTCOMES:
+            self.batches.labels(outcome)
 
     def delivered(
         self, records: collections.Counter[Label], kinds: collections.Counter[EventKind]

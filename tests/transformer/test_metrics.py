@@ -7,7 +7,7 @@ from collections import Counter
 from prometheus_client import CollectorRegistry, generate_latest
 
 from transformer.events import Reason
-from transformer.metrics import Metrics
+from transformer.metrics import OUTCOMES, Metrics
 
 NAMES = (
     "transformer_events_consumed_total",
@@ -24,7 +24,6 @@ NAMES = (
 
 def test_every_series_is_there_from_the_start() -> None:
     metrics = Metrics(CollectorRegistry())
-    metrics.batches.labels("committed")
 
     text = generate_latest(metrics.registry).decode()
 
@@ -33,6 +32,8 @@ def test_every_series_is_there_from_the_start() -> None:
         assert f'transformer_dlq_messages_total{{reason="{reason}"}} 0.0' in text
     assert 'transformer_events_consumed_total{kind="tombstone"} 0.0' in text
     assert 'transformer_bentoml_request_seconds_count{outcome="rejected"} 0.0' in text
+    for outcome in OUTCOMES:
+        assert f'transformer_batches_total{{outcome="{outcome}"}} 0.0' in text
 
 
 def test_a_delivered_batch_is_counted() -> None:

@@ -119,7 +119,8 @@ def test_a_stalled_transformer_holds_the_snapshot_at_the_slices_in_flight_and_it
             return max(found, default=0)
 
         wait_for(lambda: slices() >= 1, timeout=20, interval=0.1)
-        time.sleep(4)  # Debezium reads the slices in flight; nothing prices them
+        wait_for(lambda: _topic_end(stack_ready) > before, timeout=30, interval=0.1)
+        time.sleep(4)  # Debezium has read a slice; with nothing priced no more may come
         assert slices() <= DEPTH, lines
         assert 0 < _topic_end(stack_ready) - before <= DEPTH * SLICE, "the slices in flight only"
         for pid in pids:
@@ -194,6 +195,7 @@ def test_a_rescore_killed_midway_and_a_transformer_killed_are_finished_by_runnin
         )  # fmt: skip
         worker.start()
         wait_for(lambda: on_old() < left or not worker.is_alive(), timeout=60, interval=0.05)
+        assert worker.is_alive() and 0 < on_old() < left, "the transformer dies mid-rescore"
         transformer = next(
             p for p in Supervisor(stack_ready).processes() if p.name.startswith("transformer")
         )

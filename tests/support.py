@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import configparser
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -256,3 +258,13 @@ MessageOf = Callable[..., Message]
 def key_of(car_id: int) -> bytes:
     """The CDC key of a listing, as Debezium writes it (schemas.enable=false)."""
     return json.dumps({"id": car_id}).encode()
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run promtool in monitoring/. Fails (never skips) without it: `make up` installs it
+    (Debian's prometheus package, stack/bootstrap.sh)."""
+    found = shutil.which("promtool")
+    assert found, "promtool missing: make up installs it"
+    return subprocess.run(
+        [found, *args], cwd=REPO_ROOT / "monitoring", capture_output=True, text=True, timeout=120
+    )

@@ -3,31 +3,20 @@ package, installed by `make up`): no running stack needed."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
+from tests.support import promtool
+
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: run make up")
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROMTOOL, *args], cwd=MONITORING, capture_output=True, text=True, timeout=120
-    )
-
-
-@needs_promtool
 def test_rules_check() -> None:
     result = promtool("check", "rules", "alerts.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_promtool
 def test_rules_unit_tests() -> None:
     result = promtool("test", "rules", "alerts.test.yaml")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import configparser
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from config.settings import StackSettings
 from stack.render import render_configs
+from tests.support import promtool
 
 
 def rendered(tmp_path: Path, monkeypatch, **env: str) -> tuple[dict, configparser.RawConfigParser]:
@@ -67,15 +65,10 @@ def test_every_target_is_loopback_by_default(tmp_path: Path, monkeypatch) -> Non
         assert all(target.startswith("127.0.0.1:") for _, target in targets)
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run make up")
 def test_promtool_accepts_the_rendered_config(tmp_path: Path) -> None:
     settings = StackSettings(state_dir=tmp_path)
     render_configs(settings)
-    result = subprocess.run(
-        ["promtool", "check", "config", str(settings.conf_dir / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-    )
+    result = promtool("check", "config", str(settings.conf_dir / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

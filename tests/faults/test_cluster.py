@@ -135,15 +135,21 @@ class IsrWatch:
     def __init__(self, settings: StackSettings) -> None:
         self.settings, self.smallest = settings, len(settings.kafka.brokers)
         self.worst: list[str] = []
+        self.samples, self.longest_gap_s = 0, 0.0  # the metadata read, or nothing measured
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        last = time.monotonic()
         while not self.stop.is_set():
             try:
                 layout = replicas.partitions(self.settings)
             except KafkaException:
                 layout = {}
+            if layout:
+                now = time.monotonic()
+                self.longest_gap_s = max(self.longest_gap_s, now - last)
+                self.samples, last = self.samples + 1, now
             for (topic, number), (_, _, isr) in layout.items():
                 if len(isr) < self.smallest:
                     self.smallest, self.worst = len(isr), [f"{topic}-{number}"]
@@ -231,7 +237,10 @@ def test_rolling_restart_under_load(
     ended = time.monotonic()
     print(output)
     assert restart.returncode == 0, output
-    print(f"smallest ISR seen during the restart: {isr.smallest} ({isr.worst[:3]})")
+    print(f"smallest ISR seen during the restart: {isr.smallest} ({isr.worst[:3]}), "
+          f"{isr.samples} samples, longest gap {isr.longest_gap_s:.1f} s")  # fmt: skip
+    # the ISRs were read all along: a cluster that stopped answering is no evidence
+    assert isr.samples >= 20 and isr.longest_gap_s <= 15, (isr.samples, isr.longest_gap_s)
     min_isr = stack_ready.kafka.min_insync_replicas
     assert isr.smallest >= min_isr, f"ISR of {isr.worst[:3]} fell to {isr.smallest} < {min_isr}"
     for name in brokers:  # each broker restarted once, and is running again

@@ -24,9 +24,18 @@ from config.settings import StackSettings
 from model.listing_rules import latest_year
 from operations.connectors import all_states
 from stack.supervisor import Supervisor
-from tests.support import FIESTA, end_offsets, insert_listing, read_until, wait_for
+from tests.support import (
+    FIESTA,
+    committed_offsets,
+    end_offsets,
+    insert_listing,
+    read_until,
+    wait_for,
+)
+from transformer.records import prediction_key
 
 PRICED_WITHIN_S = 10
+SINK_GROUP = "connect-car-price-predictions-sink"  # Connect's group of a sink: connect-<name>
 
 
 def row(car_id: int, **changes: object) -> dict:
@@ -112,6 +121,28 @@ class Pipeline:
         found = [m for m in seen if ours(m)]
         assert found, f"no dead letter for offset {sent.offset()} of partition {sent.partition()}"
         return {name: value or b"" for name, value in found[0].headers() or []}
+
+    def through_the_sink(self, start: list, car_id: int, lsn: int) -> None:
+        """Wait until the transformer's record of the change at `lsn` is on the predictions
+        topic and the sink has committed past it: the table then holds what the database
+        made of it (a message priced later on another partition proves nothing)."""
+
+        def ours(message: Message) -> bool:
+            if message.key() != prediction_key(car_id) or message.value() is None:
+                return False
+            value = json.loads(message.value())
+            return value.get("payload", value).get("source_lsn") == lsn
+
+        seen = read_until(self.settings, start, lambda got: any(map(ours, got)), timeout=30)
+        record = next((m for m in seen if ours(m)), None)
+        assert record is not None, f"no prediction record of the change at {lsn}"
+        topic, partition = self.kafka.predictions_topic, record.partition()
+        wait_for(
+            lambda: (
+                committed_offsets(self.settings, SINK_GROUP, topic)[partition] > record.offset()
+            ),
+            timeout=60,
+        )
 
     def assert_healthy(self) -> None:
         """Same transformer process, both connectors RUNNING, a normal listing priced fast."""
@@ -282,10 +313,12 @@ def test_an_old_event_replayed_never_replaces_a_newer_prediction(pipeline: Pipel
     newer = wait_for(lambda: (p := pipeline.priced(car_id))["source_lsn"] > old["source_lsn"] and p)
     first, *_ = _cdc_events(pipeline, start, car_id, 2)
 
+    predictions = end_offsets(pipeline.settings, pipeline.kafka.predictions_topic)
     pipeline.produce(first.value(), first.key())  # the create again, after the update
-    pipeline.assert_healthy()  # a later message is through, so the replay was handled
+    pipeline.through_the_sink(predictions, car_id, json.loads(first.value())["source"]["lsn"])
 
     assert pipeline.prediction(car_id) == newer
+    pipeline.assert_healthy()
 
 
 def test_a_replayed_event_after_a_delete_does_not_bring_the_prediction_back(
@@ -298,10 +331,12 @@ def test_a_replayed_event_after_a_delete_does_not_bring_the_prediction_back(
     pipeline.db.execute("DELETE FROM tbl_car_price WHERE id = %s", (car_id,))
     wait_for(lambda: pipeline.prediction(car_id) is None)
 
+    predictions = end_offsets(pipeline.settings, pipeline.kafka.predictions_topic)
     pipeline.produce(created.value(), created.key())
-    pipeline.assert_healthy()
+    pipeline.through_the_sink(predictions, car_id, json.loads(created.value())["source"]["lsn"])
 
     assert pipeline.prediction(car_id) is None
+    pipeline.assert_healthy()
     trace = pipeline.db.execute(
         "SELECT source_lsn FROM tbl_price_prediction_deleted WHERE car_id = %s", (car_id,)
     ).fetchone()

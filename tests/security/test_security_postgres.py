@@ -135,14 +135,28 @@ def test_sink_role_cannot_read_listings(stack_ready: StackSettings) -> None:
                 conn.execute(f"SELECT * FROM {relation} LIMIT 1")
 
 
-def test_hba_has_no_replication_line(stack_ready: StackSettings) -> None:
+def test_hba_is_scram_over_loopback_and_has_no_replication_line(
+    stack_ready: StackSettings,
+) -> None:
     rules = [
         line.split()
         for line in (stack_ready.pg_data_dir / "pg_hba.conf").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert rules and not [rule for rule in rules if "replication" in rule[1].lower()]
+    assert {rule[0] for rule in rules} <= {"local", "host"}, "no hostssl/hostnossl line"
+    assert {rule[-1] for rule in rules} <= {"scram-sha-256", "reject"}, "a password, always"
     assert {rule[3] for rule in rules if rule[0] == "host" and rule[-1] != "reject"} <= {
         "127.0.0.1/32",
         "::1/128",
     }
+
+
+@pytest.mark.parametrize("role", ["pg_superuser", "app_db_user", "cdc_db_user", "sink_db_user",
+                                  "monitoring_db_user"])  # fmt: skip
+def test_every_role_needs_its_password(stack_ready: StackSettings, role: str) -> None:
+    """What the server does, whatever pg_hba.conf says: a wrong password gets nobody in."""
+    pg = stack_ready.postgres
+    dsn = pg.dsn(user=getattr(pg, role), password=f"not-the-password-{uuid.uuid4().hex}")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(dsn, connect_timeout=10).close()

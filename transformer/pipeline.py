@@ -49,10 +49,14 @@ class Pipeline:
 
     def run(self) -> None:
         """Loop until `stop` is set; raises KafkaException when a client becomes unusable."""
-        self.consumer.subscribe([self.s.cdc_topic], on_revoke=self._revoked, on_lost=self._revoked)
-        log.info(f"consuming {self.s.cdc_topic}", extra={"event": "started"})
+        self.subscribe()
         while not self.stop.is_set():
             self.run_once()
+
+    def subscribe(self) -> None:
+        """Join the group: a partition revoked or lost meanwhile leaves the batch under way."""
+        self.consumer.subscribe([self.s.cdc_topic], on_revoke=self._revoked, on_lost=self._revoked)
+        log.info(f"consuming {self.s.cdc_topic}", extra={"event": "started"})
 
     def run_once(self) -> str | None:
         """Consume and handle one batch; returns its outcome, None when there was none."""

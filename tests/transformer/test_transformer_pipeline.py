@@ -42,7 +42,7 @@ class FakeConsumer:
         self.consume_timeouts: list[float] = []
 
     def subscribe(self, topics: list[str], on_revoke: Any, on_lost: Any) -> None:
-        self.on_revoke = on_revoke
+        self.on_revoke, self.on_lost = on_revoke, on_lost
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         self.calls.append("consume")
@@ -60,8 +60,9 @@ class FakeConsumer:
             time.sleep(min(timeout, 0.001))
         return out
 
-    def revoke(self, partition: int) -> None:
-        self.on_revoke(self, [TopicPartition(CDC_TOPIC, partition)])
+    def revoke(self, partition: int, lost: bool = False) -> None:
+        """A rebalance takes the partition (or, `lost`, the session timed out)."""
+        (self.on_lost if lost else self.on_revoke)(self, [TopicPartition(CDC_TOPIC, partition)])
         self.assigned.discard(partition)
         self.paused.discard(partition)
 
@@ -147,9 +148,7 @@ class Harness:
         config = Settings(_env_file=None, **(defaults | settings))
         self.pipeline = Pipeline(config, self.predict, self.metrics, self.stop,
                                  self.consumer, self.producer)  # fmt: skip
-        self.pipeline.consumer.subscribe(
-            [CDC_TOPIC], self.pipeline._revoked, self.pipeline._revoked
-        )
+        self.pipeline.subscribe()  # the callbacks the service registers
 
     def predict(self, listings: list[dict]) -> list[PricePrediction]:
         self.requests.append([item["mileage"] for item in listings])
@@ -289,7 +288,7 @@ def test_a_partition_revoked_mid_batch_is_neither_produced_nor_committed(
 
 def test_a_partition_lost_and_assigned_again_mid_batch_is_read_again(change: MessageOf) -> None:
     h = Harness({0: [change("c", 1, offset=0)], 1: [change("c", 2, partition=1, offset=0)]})
-    h.on_predict = lambda n: n == 1 and (h.consumer.revoke(1), h.consumer.assign(1))
+    h.on_predict = lambda n: n == 1 and (h.consumer.revoke(1, lost=True), h.consumer.assign(1))
 
     assert h.pipeline.run_once() == "committed"
     assert h.acked_ids() == [1] and h.consumer.commits == [{0: 1}]

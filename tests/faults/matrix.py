@@ -6,12 +6,15 @@
   where the fault lets a client write (its `fault_on` check proves the fault was still on
   when the changes were committed), else just before the fault (Postgres stopped,
   `make down`), where `verdict.changes_in_flight` proves they were still in flight.
-- `fault_began` stamps the moment (database clock) the fault began; `judge` waits until
-  every live listing has a prediction of its latest state and no deleted one has any, and
-  reports lost / stale counts, the seconds to recover and `in_flight`: how many listings
-  got their answer only after the fault began, i.e. were unanswered at that moment (for a
-  Postgres restart: after the server came back). `assert_healed` fails unless that is
-  more than zero: a fault that hit no work in flight proves nothing.
+- `fault_began` stamps the moment (database clock) the fault began and notes which live
+  listings had no answer of their latest state then (`Load.pending`; for a Postgres
+  restart: when the server came back; for `make down`, taken just before it); `judge` waits
+  until every live listing has a prediction of its latest state and no deleted one has
+  any, and reports lost / stale counts, the seconds to recover and `in_flight`: how many
+  untouched listings were pending at the fault and answered after it began. (Not "written
+  since the fault": a redelivery stamps `written_at` again on a listing answered before.)
+  `assert_healed` fails unless that is more than zero: a fault that hit no work in flight
+  proves nothing.
 - Connect must heal without a redeploy: `ConnectConfigs` keeps each connector's config and
   the end of the worker's config topic, where every PUT of a config writes a record.
 - `make chaos` runs the same tests with a larger load and prints the table the tests
@@ -52,8 +55,14 @@ COUNTS = """
     FROM tbl_car_price c LEFT JOIN tbl_price_prediction p ON p.car_id = c.id
     WHERE c.id = ANY(%(ids)s)
 """
+PENDING = """
+    SELECT c.id FROM tbl_car_price c LEFT JOIN tbl_price_prediction p ON p.car_id = c.id
+    WHERE c.id = ANY(%(ids)s)
+      AND (p.car_id IS NULL OR p.source_committed_at IS NULL
+           OR p.source_committed_at < date_trunc('milliseconds', c.updated_at))
+"""
 ANSWERED_SINCE = """
-    SELECT count(*) FROM tbl_price_prediction WHERE car_id = ANY(%s) AND written_at >= %s
+    SELECT car_id FROM tbl_price_prediction WHERE car_id = ANY(%s) AND written_at >= %s
 """
 
 
@@ -98,6 +107,7 @@ class Load:
     deleted: list[int] = field(default_factory=list)
     changed_at: datetime | None = None  # database clock, when change_some committed
     fault_at: datetime | None = None  # database clock, when the fault began
+    pending: set[int] | None = None  # live listings unanswered (latest state) at the fault
 
     @property
     def live(self) -> list[int]:
@@ -114,7 +124,7 @@ class Load:
 class Verdict:
     fault: str
     listings: int
-    in_flight: int  # untouched listings answered only after the fault began
+    in_flight: int  # untouched listings pending at the fault, answered after it began
     changes_in_flight: int | None  # same for the updated ones, when changed before the fault
     lost: int
     stale: int
@@ -146,6 +156,14 @@ def fault_began(settings: StackSettings, load: Load, since_server_start: bool = 
     clock = "pg_postmaster_start_time()" if since_server_start else "clock_timestamp()"
     with connect(settings) as conn:
         load.fault_at = conn.execute(f"SELECT {clock}").fetchone()[0]
+    if load.pending is None:  # else noted before a fault that took the database down too
+        load.pending = unanswered(settings, load)
+
+
+def unanswered(settings: StackSettings, load: Load) -> set[int]:
+    """The live listings of the load whose latest state has no answer yet."""
+    with connect(settings) as conn:
+        return {row[0] for row in conn.execute(PENDING, {"ids": load.live})}
 
 
 def change_some(
@@ -204,9 +222,11 @@ def judge(
         time.sleep(1)
     recover_s = round(time.monotonic() - fault_ended, 1)
     changed_before = load.changed_at is not None and load.changed_at <= load.fault_at
+    assert load.pending is not None
     with connect(settings) as conn:
-        in_flight = conn.execute(ANSWERED_SINCE, (load.untouched, load.fault_at)).fetchone()[0]
-        changes = conn.execute(ANSWERED_SINCE, (load.updated, load.fault_at)).fetchone()[0]
+        since = {row[0] for row in conn.execute(ANSWERED_SINCE, (load.ids, load.fault_at))}
+    in_flight = len(load.pending & since & set(load.untouched))
+    changes = len(load.pending & since & set(load.updated))
     verdict = Verdict(
         fault,
         len(load.ids),

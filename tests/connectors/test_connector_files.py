@@ -7,12 +7,19 @@ import re
 from config.settings import KafkaSettings
 from operations.connectors import load_connector_files
 
+# a credential written inside another value, e.g. a JDBC URL's `?user=x&password=y`
+INLINE_CREDENTIAL = re.compile(r"(password|passwd|secret|user)\s*[=:]\s*(?!\$\{)", re.IGNORECASE)
+
 
 def test_connector_files_hold_no_literal_secret() -> None:
     for connector in load_connector_files():
         for key, value in connector["config"].items():
+            where = (connector["name"], key)
             if "password" in key or "user" in key:
-                assert re.fullmatch(r"\$\{(env|file):[^}]+\}", value), (connector["name"], key)
+                assert re.fullmatch(r"\$\{(env|file):[^}]+\}", value), where
+            assert not INLINE_CREDENTIAL.search(str(value)), where
+            for reference in re.findall(r"\$\{([^}]*)\}", str(value)):
+                assert reference.startswith(("env:", "file:")), where
 
 
 def test_source_and_sink_follow_the_contract() -> None:

@@ -94,7 +94,7 @@ def test_2000_listings_in_one_transaction_get_exactly_2000_predictions(
         "FROM tbl_price_prediction WHERE car_id = ANY(%s)",
         (ids,),
     ).fetchall()
-    assert sorted(car_id for car_id, _ in rows) == sorted(ids), "every listing, once"
+    assert sorted(car_id for car_id, _ in rows) == sorted(ids), "each listing its row (the key)"
     latencies = [float(seconds) for _, seconds in rows]
     print(
         f"\ninsert->prediction latency over 2,000 listings: "

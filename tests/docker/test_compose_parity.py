@@ -144,6 +144,12 @@ def test_broker_settings_are_the_local_server_properties() -> None:
     assert {k: docker.get(k) for k in shared} == shared
     extra = set(docker) - set(local) - KAFKA_CONTAINER_ONLY
     assert not extra, f"broker settings only the Docker path has: {sorted(extra)}"
+    # the listeners differ (the published HOST one is Docker's), how they authenticate not
+    local_map, docker_map = (
+        dict(pair.split(":") for pair in props["listener.security.protocol.map"].split(","))
+        for props in (local, docker)
+    )
+    assert set(local_map.values()) == set(docker_map.values()) == {"SASL_PLAINTEXT"}
 
 
 def test_worker_settings_are_the_local_connect_properties() -> None:

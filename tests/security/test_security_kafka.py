@@ -93,8 +93,16 @@ def _transformer(settings: StackSettings, folder: Path) -> str:
     )
 
 
+def _reachable_with_credentials(settings: StackSettings, folder: Path) -> None:
+    """The control: the same probe, as the same OS user, reaches the brokers once it
+    authenticates; so a refusal below is Kafka's, not an unreachable address."""
+    control = run_as_nobody(folder, METADATA, _transformer(settings, folder))
+    assert control["error"] is None and settings.kafka.cdc_topic in control["topics"], control
+
+
 def test_without_credentials_nobody_produces(stack_ready: StackSettings, folder: Path) -> None:
     kafka = stack_ready.kafka
+    _reachable_with_credentials(stack_ready, folder)
     for topic in (kafka.predictions_topic, kafka.cdc_topic):
         answer = run_as_nobody(folder, PRODUCE, _anonymous(stack_ready, folder), topic)
         assert "ok" not in answer["delivered"], (topic, answer)
@@ -103,6 +111,7 @@ def test_without_credentials_nobody_produces(stack_ready: StackSettings, folder:
 def test_without_credentials_nobody_reads_a_listing(
     stack_ready: StackSettings, folder: Path
 ) -> None:
+    _reachable_with_credentials(stack_ready, folder)
     answer = run_as_nobody(
         folder, CONSUME, _anonymous(stack_ready, folder), stack_ready.kafka.cdc_topic
     )
@@ -123,8 +132,7 @@ def test_the_transformer_cannot_write_listing_changes(
 ) -> None:
     kafka = stack_ready.kafka
     config = _transformer(stack_ready, folder)
-    control = run_as_nobody(folder, METADATA, config)
-    assert control["error"] is None and kafka.cdc_topic in control["topics"], control
+    _reachable_with_credentials(stack_ready, folder)
 
     answer = run_as_nobody(folder, PRODUCE, config, kafka.cdc_topic)
     assert answer["delivered"] and "ok" not in answer["delivered"], answer

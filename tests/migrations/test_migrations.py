@@ -45,14 +45,18 @@ def scratch_database(stack_ready: StackSettings):
         CDC_DB_USER=f"mt_cdc_{suffix}",
         SINK_DB_USER=f"mt_sink_{suffix}",
         APP_DB_USER=f"mt_app_{suffix}",
+        MONITORING_DB_USER=f"mt_mon_{suffix}",  # roles are the cluster's: never the live ones
     )
     yield name, env
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        for role in ("cdc", "sink", "app"):
+        for role in ("cdc", "sink", "app", "mon"):
             conn.execute(
                 sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(f"mt_{role}_{suffix}"))
             )
+        live = stack_ready.postgres.monitoring_db_user
+        kept = conn.execute("SELECT pg_has_role(%s, 'pg_monitor', 'MEMBER')", (live,)).fetchone()
+        assert kept == (True,), f"a scratch downgrade took pg_monitor from the live {live}"
 
 
 def _tables(dsn: str) -> set[str]:

@@ -108,12 +108,20 @@ def test_a_service_that_answers_nonsense_is_unavailable(response: httpx.Response
     assert bento.outcomes == ["unavailable"]
 
 
-def test_no_answer_is_unavailable() -> None:
-    def refuse_connection(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
+NO_ANSWER = [httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError]
 
-    with pytest.raises(Unavailable, match="connection refused"):
-        Scripted().client(refuse_connection).predict(listings(1))
+
+@pytest.mark.parametrize("error", NO_ANSWER)
+def test_no_answer_is_unavailable(error: type[httpx.TransportError]) -> None:
+    """Refused, timed out or cut off: the caller retries (a bug would refuse the listings)."""
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error("no answer", request=request)
+
+    bento = Scripted()
+    with pytest.raises(Unavailable, match="no answer"):
+        bento.client(fail).predict(listings(1))
+    assert bento.outcomes == ["unavailable"]
 
 
 def test_the_real_service_names_the_listing_it_refuses(stack_ready: StackSettings) -> None:

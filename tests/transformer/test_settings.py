@@ -78,9 +78,15 @@ def test_librdkafka_properties_pass_through_for_a_secured_kafka(
     monkeypatch.setenv("TRANSFORMER_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("TRANSFORMER_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
     monkeypatch.setenv("TRANSFORMER_KAFKA_SSL_CA_LOCATION", "/etc/kafka/ca.pem")
+    # what the delivery guarantees rest on: passed through, they must still lose
+    monkeypatch.setenv("TRANSFORMER_KAFKA_ENABLE_AUTO_COMMIT", "true")
+    monkeypatch.setenv("TRANSFORMER_KAFKA_ACKS", "1")
+    monkeypatch.setenv("TRANSFORMER_KAFKA_ENABLE_IDEMPOTENCE", "false")
     settings = Settings()
     for config in (settings.consumer_config(), settings.producer_config()):
         assert config["security.protocol"] == "SASL_SSL"
         assert config["sasl.mechanism"] == "SCRAM-SHA-512"
         assert config["ssl.ca.location"] == "/etc/kafka/ca.pem"
     assert settings.consumer_config()["enable.auto.commit"] is False  # ours still win
+    producer = settings.producer_config()
+    assert (producer["acks"], producer["enable.idempotence"]) == ("all", True)

@@ -22,10 +22,14 @@ def test_more_than_two_percent_worse_is_refused_unless_forced() -> None:
 
 
 def test_unknown_metrics_need_force() -> None:
+    """The candidate's, or the serving model's (one stored before metrics were kept)."""
     unknown = ModelFacts("car_price_xgb:new", None, None)
-    with pytest.raises(DeployRefused, match="unknown"):
-        check_quality(unknown, SERVING, force=False)
-    assert "forced" in check_quality(unknown, SERVING, force=True)
+    serving_unknown = ModelFacts(SERVING.tag, None, None)
+    candidate = ModelFacts("car_price_xgb:new", 700.0, "abc")
+    for new, old in ((unknown, SERVING), (candidate, serving_unknown)):
+        with pytest.raises(DeployRefused, match="unknown"):
+            check_quality(new, old, force=False)
+        assert "forced" in check_quality(new, old, force=True)
 
 
 def test_different_training_data_is_said() -> None:

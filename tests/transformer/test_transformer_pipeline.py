@@ -224,6 +224,14 @@ def test_bentoml_down_holds_the_batch_with_a_backoff_rising_to_its_cap(
     assert available == [0] and h.metric("transformer_bentoml_available") == 1
     assert h.metric("transformer_bentoml_failures_total") == 4
 
+    h.consumer.log[0].append(change("c", 3, offset=2))  # the next outage, after a success
+    h.failures = len(h.requests) + 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="transformer"):
+        assert h.until_committed() == ["retried", "committed"]
+    again = [r.retry_in_s for r in caplog.records if getattr(r, "outcome", "") == "retried"]
+    assert again == [0.001], "the wait starts over after a success"
+
 
 def test_shutdown_while_bentoml_is_down_commits_and_produces_nothing(change: MessageOf) -> None:
     minute = {

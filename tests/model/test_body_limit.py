@@ -8,8 +8,9 @@ from typing import Any
 from model.body_limit import BodyLimitMiddleware
 
 
-def _run(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[list[dict], int]:
-    """Drive the middleware; returns (messages sent to the client, bytes the app read)."""
+def _run(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[list[dict], int, int]:
+    """Drive the middleware; returns (messages sent to the client, bytes the app read,
+    chunks nobody received)."""
     sent: list[dict[str, Any]] = []
     read = 0
     queue = [
@@ -38,7 +39,7 @@ def _run(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[list[
 
     scope = {"type": "http", "headers": headers}
     asyncio.run(BodyLimitMiddleware(app, max_bytes=10)(scope, receive, send))
-    return sent, read
+    return sent, read, len(queue)
 
 
 def _statuses(sent: list[dict]) -> list[int]:
@@ -46,16 +47,17 @@ def _statuses(sent: list[dict]) -> list[int]:
 
 
 def test_small_body_passes() -> None:
-    sent, read = _run([(b"content-length", b"6")], [b"abc", b"def"])
+    sent, read, _ = _run([(b"content-length", b"6")], [b"abc", b"def"])
     assert _statuses(sent) == [200] and read == 6
 
 
 def test_declared_length_over_limit_is_413_without_reading() -> None:
-    sent, read = _run([(b"content-length", b"11")], [b"x" * 11])
+    sent, read, left = _run([(b"content-length", b"11")], [b"x" * 11])
     assert _statuses(sent) == [413] and read == 0
+    assert left == 1, "nothing of the body was received, by the app or the middleware"
 
 
 def test_streamed_body_over_limit_is_413_and_the_app_answer_dropped() -> None:
-    sent, read = _run([], [b"x" * 6, b"x" * 6, b"x" * 6])
+    sent, read, _ = _run([], [b"x" * 6, b"x" * 6, b"x" * 6])
     assert _statuses(sent) == [413]
     assert read == 6, "the chunk that crossed the limit never reaches the app"

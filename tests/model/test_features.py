@@ -58,13 +58,15 @@ def test_spec_round_trips_through_metadata() -> None:
 
 
 def test_missing_copies_blank_fields_and_carry_weight() -> None:
-    features = pd.DataFrame({"tax": np.arange(10.0), "mpg": np.arange(10.0) + 50, "year": 2017.0})
-    target = np.arange(10.0)
+    rows = np.arange(10.0)
+    features = pd.DataFrame({"tax": rows, "mpg": rows + 50, "mileage": rows * 1000, "year": 2017.0})
+    target = rows
     out_x, out_y, weights = with_missing_copies(features, target, fraction=0.2, weight=0.1, seed=1)
     assert len(out_x) == len(out_y) == len(weights) == 10 + 3 * 2
     assert (weights[:10] == 1).all() and np.allclose(weights[10:], 0.1)
     copies = out_x.iloc[10:]
     assert copies["tax"].isna().sum() == 4 and copies["mpg"].isna().sum() == 4
     assert copies["year"].notna().all()
+    assert (out_y[10:] == copies["mileage"].to_numpy() / 1000).all(), "each copy keeps its price"
     unchanged = with_missing_copies(features, target, fraction=0, weight=0.1, seed=1)
     assert len(unchanged[0]) == 10

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from config.settings import StackSettings
+from operations.status import alerts_lines
 from stack.render import instance_name
 from stack.supervisor import Supervisor
 from tests.support import wait_for
@@ -192,6 +193,8 @@ def test_transformer_stopped_fires_and_resolves(
         wait_for(lambda: "TransformerDown" in alerts(stack_ready), timeout=180, interval=2)
         fired_after = time.monotonic() - started
         assert value(stack_ready, "car_pipeline_waiting_listings") > 0  # listings pile up
+        shown = alerts_lines(stack_ready)  # what `make status` prints under the programs
+        assert any(line.startswith("alert TransformerDown firing since") for line in shown)
     finally:
         supervisor.start_program("transformer")
     back = time.monotonic()

@@ -22,10 +22,9 @@ from confluent_kafka.admin import AdminClient
 
 from config.settings import REPO_ROOT, StackSettings
 
-# --- listings ---------------------------------------------------------------------------
+# --- the stack ----------------------------------------------------------------------------
 
 
-#: the columns a listing is written with
 def _programs() -> tuple[str, ...]:
     conf = configparser.RawConfigParser()
     conf.read(REPO_ROOT / "stack" / "supervisord.conf")
@@ -36,7 +35,9 @@ def _programs() -> tuple[str, ...]:
 PROGRAMS = _programs()
 assert {"postgres", "kafka", "connect", "bentoml", "transformer", "watchdog"} <= set(PROGRAMS)
 
+# --- listings ---------------------------------------------------------------------------
 
+#: the columns a listing is written with
 FIELDS = (
     "model",
     "year",

@@ -37,7 +37,7 @@ import psycopg
 from confluent_kafka import TopicPartition
 
 from config.settings import REPO_ROOT, StackSettings
-from operations import connectors
+from operations import connectors, reconcile
 from stack.supervisor import Supervisor
 from tests.support import end_offsets, read_to_end, wait_for
 
@@ -54,12 +54,6 @@ COUNTS = """
                             OR p.source_committed_at < date_trunc('milliseconds', c.updated_at)))
     FROM tbl_car_price c LEFT JOIN tbl_price_prediction p ON p.car_id = c.id
     WHERE c.id = ANY(%(ids)s)
-"""
-PENDING = """
-    SELECT c.id FROM tbl_car_price c LEFT JOIN tbl_price_prediction p ON p.car_id = c.id
-    WHERE c.id = ANY(%(ids)s)
-      AND (p.car_id IS NULL OR p.source_committed_at IS NULL
-           OR p.source_committed_at < date_trunc('milliseconds', c.updated_at))
 """
 ANSWERED_SINCE = """
     SELECT car_id FROM tbl_price_prediction WHERE car_id = ANY(%s) AND written_at >= %s
@@ -161,9 +155,11 @@ def fault_began(settings: StackSettings, load: Load, since_server_start: bool = 
 
 
 def unanswered(settings: StackSettings, load: Load) -> set[int]:
-    """The live listings of the load whose latest state has no answer yet."""
+    """The live listings of the load whose latest state has no answer yet (reconcile's
+    query, with no grace period)."""
+    live = load.live
     with connect(settings) as conn:
-        return {row[0] for row in conn.execute(PENDING, {"ids": load.live})}
+        return set(reconcile.unanswered(conn, 0, limit=len(live), ids=set(live)))
 
 
 def change_some(

@@ -147,16 +147,17 @@ def test_a_signal_arriving_while_a_log_line_is_written_still_stops(monkeypatch) 
     stream = OneWriterAtATime()
     monkeypatch.setattr(sys, "stderr", stream)  # logging's StreamHandler and handleError
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    root = logging.getLogger()
-    handlers, level, stop = root.handlers[:], root.level, threading.Event()
+    root, kafka, http = (logging.getLogger(n) for n in ("", "transformer.kafka", "httpx"))
+    kept = root.handlers[:], root.level, kafka.filters[:], http.level
+    stop = threading.Event()
     try:
-        configure_logging("INFO")
+        configure_logging("INFO")  # the service's own: a handler on stderr
         received = stop_on_signals(stop)
         logging.getLogger("transformer").info("batch committed")
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
-        root.handlers[:], root.level = handlers, level
+        root.handlers[:], root.level, kafka.filters[:], http.level = kept
 
     assert stream.signalled and stop.is_set(), stream.getvalue()
     assert received == ["SIGTERM"]
